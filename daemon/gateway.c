@@ -1,0 +1,412 @@
+/*
+ * The gateway: a client's object I/O. Placement of the current epoch says
+ * which nodes hold the object; writes go to every holder in parallel (the
+ * local copy straight to the store) and complete when all have made the
+ * write durable; reads are served by one holder, the local one first, and
+ * fall back to the others at once when a holder fails.
+ *
+ * When a holder answers that the epoch moved on, or cannot be reached, the
+ * whole request is retried under the next epoch, for a bounded time.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sheep.h"
+#include "sheepdog/client.h"
+
+/* How long a request keeps retrying across epoch changes. */
+#define GATEWAY_RETRY_MS 30000
+#define EPOCH_WAIT_MS 500
+
+static bool is_retry_result(int result)
+{
+	switch (result) {
+	case SD_RES_NETWORK_ERROR:
+	case SD_RES_OLD_NODE_VER:
+	case SD_RES_NEW_NODE_VER:
+	case SD_RES_WAIT_FOR_JOIN:
+	case SD_RES_WAIT_FOR_FORMAT:
+	case SD_RES_KILLED:
+	case SD_RES_SHUTDOWN:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool is_me(const struct sd_node *n)
+{
+	return node_id_eq(&n->nid, &sys->this_node.nid);
+}
+
+/* The object's size and whether [offset, offset+len) fits in it. */
+static int check_obj_range(uint64_t oid, uint64_t offset, uint32_t len,
+			   uint64_t *obj_size)
+{
+	uint8_t copies, policy, shift;
+
+	if (!oid_is_valid(oid)) {
+		sd_err("invalid oid %016" PRIx64, oid);
+		return SD_RES_INVALID_PARMS;
+	}
+	vdi_get_attrs(oid_to_vid(oid), &copies, &policy, &shift);
+	*obj_size = oid_obj_size(oid, shift);
+	if (offset > *obj_size || len > *obj_size - offset) {
+		sd_err("oid %016" PRIx64 ": range %" PRIu64 "+%" PRIu32
+		       " is outside the %" PRIu64 "-byte object",
+		       oid, offset, len, *obj_size);
+		return SD_RES_INVALID_PARMS;
+	}
+	return SD_RES_SUCCESS;
+}
+
+static int holders(struct vnode_info *vi, const struct request *req,
+		   int idx[SD_MAX_COPIES])
+{
+	int copies = req->rq.obj.copies;
+
+	if (!copies)
+		copies = get_obj_copies(req->rq.obj.oid);
+	if (vi->ring->nr_zones == 0)
+		return 0;
+	return ring_oid_to_nodes(vi->ring, req->rq.obj.oid, copies, idx);
+}
+
+struct fwd {
+	const struct sd_node *node;
+	int fd;
+	int result;
+};
+
+/*
+ * Send the peer version of req to every holder, apply it locally where we
+ * are a holder, and collect the answers. data/len is the payload.
+ */
+static int forward_once(struct vnode_info *vi, const struct request *req,
+			uint8_t peer_op, const void *data, uint32_t len,
+			bool create, uint64_t obj_size)
+{
+	int idx[SD_MAX_COPIES], nr, result = SD_RES_SUCCESS;
+	struct fwd fwd[SD_MAX_COPIES];
+	bool local = false;
+	struct sd_req prq = req->rq;
+	int nr_noobj = 0;
+
+	nr = holders(vi, req, idx);
+	if (nr == 0)
+		return SD_RES_HALT;
+	prq.opcode = peer_op;
+	prq.proto_ver = SD_SHEEP_PROTO_VER;
+	prq.epoch = vi->epoch;
+	prq.flags &= ~SD_FLAG_CMD_COW;
+	prq.obj.cow_oid = 0;
+	prq.obj.ec_index = 0;
+	prq.data_length = len;
+	if (len)
+		prq.flags |= SD_FLAG_CMD_WRITE;
+	else
+		prq.flags &= ~SD_FLAG_CMD_WRITE;
+
+	for (int i = 0; i < nr; i++) {
+		const struct sd_node *n = &vi->ring->nodes[idx[i]];
+
+		fwd[i].node = n;
+		fwd[i].fd = -1;
+		fwd[i].result = SD_RES_SUCCESS;
+		if (is_me(n)) {
+			local = true;
+			continue;
+		}
+		fwd[i].fd = sockfd_get(&n->nid);
+		if (fwd[i].fd < 0) {
+			fwd[i].result = SD_RES_NETWORK_ERROR;
+			continue;
+		}
+		if (sd_send_req(fwd[i].fd, &prq, data) < 0) {
+			sockfd_del(&n->nid, fwd[i].fd);
+			fwd[i].fd = -1;
+			fwd[i].result = SD_RES_NETWORK_ERROR;
+		}
+	}
+
+	if (local) {
+		int r;
+
+		switch (peer_op) {
+		case SD_OP_CREATE_AND_WRITE_PEER:
+			r = store_create_and_write(req->rq.obj.oid, 0,
+						   req->rq.obj.offset, len,
+						   data, obj_size,
+						   NULL);
+			break;
+		case SD_OP_WRITE_PEER:
+			r = store_write(req->rq.obj.oid, 0, req->rq.obj.offset,
+					len, data);
+			break;
+		default:
+			r = store_remove(req->rq.obj.oid, 0);
+			break;
+		}
+		for (int i = 0; i < nr; i++)
+			if (is_me(fwd[i].node))
+				fwd[i].result = r;
+	}
+
+	for (int i = 0; i < nr; i++) {
+		struct sd_rsp rsp;
+
+		if (fwd[i].fd < 0)
+			continue;
+		if (sd_recv_rsp(fwd[i].fd, &rsp, NULL, 0) < 0) {
+			sockfd_del(&fwd[i].node->nid, fwd[i].fd);
+			fwd[i].result = SD_RES_NETWORK_ERROR;
+			continue;
+		}
+		sockfd_put(&fwd[i].node->nid, fwd[i].fd);
+		fwd[i].result = rsp.result;
+	}
+
+	for (int i = 0; i < nr; i++) {
+		int r = fwd[i].result;
+
+		if (r == SD_RES_SUCCESS)
+			continue;
+		if (peer_op == SD_OP_REMOVE_PEER && r == SD_RES_NO_OBJ) {
+			nr_noobj++;
+			continue;
+		}
+		if (result == SD_RES_SUCCESS || is_retry_result(r))
+			result = r;
+		if (r != SD_RES_NO_OBJ) {
+			char a[64];
+
+			sd_warn("%s of %016" PRIx64 " on %s failed: %s",
+				sd_op_name(peer_op), req->rq.obj.oid,
+				node_addr_to_str(&fwd[i].node->nid, a, sizeof(a)),
+				sd_strerror(r));
+		}
+	}
+	if (result == SD_RES_SUCCESS && nr_noobj == nr)
+		result = SD_RES_NO_OBJ;
+	return result;
+}
+
+/* Retry a forwarded operation across epoch changes, for a bounded time. */
+static int forward_retry(const struct request *req, uint8_t peer_op,
+			 const void *data, uint32_t len, bool create,
+			 uint64_t obj_size)
+{
+	uint64_t start = now_ms();
+	int ret, attempt = 0;
+
+	for (;;) {
+		struct vnode_info *vi = get_vnode_info();
+		uint32_t epoch;
+
+		if (!vi)
+			return SD_RES_WAIT_FOR_FORMAT;
+		epoch = vi->epoch;
+		ret = forward_once(vi, req, peer_op, data, len, create,
+				   obj_size);
+		put_vnode_info(vi);
+		if (!is_retry_result(ret) || now_ms() - start > GATEWAY_RETRY_MS)
+			return ret;
+		/* A stale cached socket deserves one immediate retry. */
+		if (attempt++ > 0)
+			wait_epoch_change(epoch, EPOCH_WAIT_MS);
+		if (sys->status != SD_STATUS_OK)
+			return ret;
+	}
+}
+
+int gateway_write_obj(struct request *req)
+{
+	uint64_t obj_size;
+	int ret = check_obj_range(req->rq.obj.oid, req->rq.obj.offset,
+				  req->rq.data_length, &obj_size);
+
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	return forward_retry(req, SD_OP_WRITE_PEER, req->data,
+			     req->rq.data_length, false, obj_size);
+}
+
+int gateway_remove_obj(struct request *req)
+{
+	uint64_t obj_size;
+	int ret = check_obj_range(req->rq.obj.oid, 0, 0, &obj_size);
+
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	return forward_retry(req, SD_OP_REMOVE_PEER, NULL, 0, false, obj_size);
+}
+
+/*
+ * Create: a partial payload makes a full-size object with zeros elsewhere.
+ * With COW the base object is read first and the payload laid over it, and
+ * the whole result is sent to the holders.
+ */
+int gateway_create_and_write_obj(struct request *req)
+{
+	uint64_t oid = req->rq.obj.oid, obj_size;
+	uint32_t len = req->rq.data_length;
+	int ret = check_obj_range(oid, req->rq.obj.offset, len, &obj_size);
+	uint8_t *full;
+
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	if (!(req->rq.flags & SD_FLAG_CMD_COW) || len == obj_size)
+		return forward_retry(req, SD_OP_CREATE_AND_WRITE_PEER,
+				     req->data, len, true, obj_size);
+
+	if (!oid_is_valid(req->rq.obj.cow_oid) ||
+	    oid_obj_size(req->rq.obj.cow_oid, 0) != oid_obj_size(oid, 0)) {
+		sd_err("oid %016" PRIx64 ": bad copy-on-write source %016" PRIx64,
+		       oid, req->rq.obj.cow_oid);
+		return SD_RES_INVALID_PARMS;
+	}
+	if (obj_size > SD_MAX_PAYLOAD)
+		return SD_RES_INVALID_PARMS;
+	full = malloc(obj_size);
+	if (!full)
+		return SD_RES_NO_MEM;
+	ret = sd_read_object(req->rq.obj.cow_oid, full, obj_size, 0);
+	if (ret != SD_RES_SUCCESS) {
+		sd_err("oid %016" PRIx64 ": cannot read base %016" PRIx64 ": %s",
+		       oid, req->rq.obj.cow_oid, sd_strerror(ret));
+		free(full);
+		return ret;
+	}
+	memcpy(full + req->rq.obj.offset, req->data, len);
+	{
+		struct request full_req = *req;
+
+		full_req.rq.obj.offset = 0;
+		full_req.rq.data_length = obj_size;
+		ret = forward_retry(&full_req, SD_OP_CREATE_AND_WRITE_PEER,
+				    full, obj_size, true, obj_size);
+	}
+	free(full);
+	return ret;
+}
+
+static int read_once(struct vnode_info *vi, struct request *req, bool *retry)
+{
+	int idx[SD_MAX_COPIES], nr, start, ret = SD_RES_NO_OBJ;
+	struct sd_req prq = req->rq;
+	uint32_t len = req->rq.data_length;
+
+	*retry = false;
+	nr = holders(vi, req, idx);
+	if (nr == 0)
+		return SD_RES_HALT;
+	for (int i = 0; i < nr; i++) {
+		if (!is_me(&vi->ring->nodes[idx[i]]))
+			continue;
+		ret = store_read(req->rq.obj.oid, 0, req->rq.obj.offset, len,
+				 req->data);
+		if (ret == SD_RES_SUCCESS) {
+			req->rp.data_length = len;
+			return ret;
+		}
+	}
+	prq.opcode = SD_OP_READ_PEER;
+	prq.proto_ver = SD_SHEEP_PROTO_VER;
+	prq.epoch = vi->epoch;
+	prq.flags &= ~SD_FLAG_CMD_WRITE;
+	start = rand() % nr;
+	for (int k = 0; k < nr; k++) {
+		const struct sd_node *n = &vi->ring->nodes[idx[(start + k) % nr]];
+		struct sd_rsp rsp;
+		int r;
+
+		if (is_me(n))
+			continue;
+		r = peer_exec(&n->nid, &prq, NULL, req->data, len, &rsp);
+		if (r == SD_RES_SUCCESS) {
+			req->rp.data_length = len;
+			return r;
+		}
+		if (is_retry_result(r))
+			*retry = true;
+		if (ret == SD_RES_NO_OBJ || r != SD_RES_NO_OBJ)
+			ret = r;
+	}
+	return ret;
+}
+
+int gateway_read_obj(struct request *req)
+{
+	uint64_t start = now_ms(), obj_size;
+	int ret = check_obj_range(req->rq.obj.oid, req->rq.obj.offset,
+				  req->rq.data_length, &obj_size);
+
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	for (;;) {
+		struct vnode_info *vi = get_vnode_info();
+		uint32_t epoch;
+		bool retry;
+
+		if (!vi)
+			return SD_RES_WAIT_FOR_FORMAT;
+		epoch = vi->epoch;
+		ret = read_once(vi, req, &retry);
+		put_vnode_info(vi);
+		if (ret == SD_RES_SUCCESS || !retry ||
+		    now_ms() - start > GATEWAY_RETRY_MS ||
+		    sys->status != SD_STATUS_OK)
+			return ret;
+		wait_epoch_change(epoch, EPOCH_WAIT_MS);
+	}
+}
+
+int sd_read_object(uint64_t oid, void *buf, uint32_t len, uint64_t offset)
+{
+	struct request req = { 0 };
+
+	sd_init_req(&req.rq, SD_OP_READ_OBJ);
+	req.rq.data_length = len;
+	req.rq.obj.oid = oid;
+	req.rq.obj.offset = offset;
+	req.data = buf;
+	req.data_alloc = len;
+	return gateway_read_obj(&req);
+}
+
+int sd_write_object(uint64_t oid, const void *buf, uint32_t len,
+		    uint64_t offset, bool create)
+{
+	struct request req = { 0 };
+
+	sd_init_req(&req.rq, create ? SD_OP_CREATE_AND_WRITE_OBJ
+				    : SD_OP_WRITE_OBJ);
+	req.rq.flags = SD_FLAG_CMD_WRITE;
+	req.rq.data_length = len;
+	req.rq.obj.oid = oid;
+	req.rq.obj.offset = offset;
+	req.data = (void *)buf;
+	req.data_alloc = len;
+	return create ? gateway_create_and_write_obj(&req)
+		      : gateway_write_obj(&req);
+}
+
+int sd_remove_object(uint64_t oid)
+{
+	struct request req = { 0 };
+
+	sd_init_req(&req.rq, SD_OP_REMOVE_OBJ);
+	req.rq.obj.oid = oid;
+	return gateway_remove_obj(&req);
+}

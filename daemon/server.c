@@ -1,0 +1,549 @@
+/*
+ * Listeners and client connections. Reads framed requests without blocking,
+ * checks every header at the boundary (validate_request) before anything
+ * acts on it, hands valid requests to ops.c, and writes replies back in the
+ * order they complete (matched by id, so possibly out of order).
+ *
+ * A connection that sends garbage gets an error reply where the stream is
+ * still in sync, and is closed where it is not; other clients never notice.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "sheep.h"
+#include "sheepdog/le.h"
+
+/* Requests in flight per connection before we stop reading from it. */
+#define MAX_INFLIGHT_PER_CONN 16
+
+struct client_conn {
+	int fd;
+	char peer[80];
+	bool dead;
+	bool rx_paused;
+	int refcnt;
+	int inflight;
+
+	/* receive side */
+	uint8_t hdr[SD_HEADER_SIZE];
+	size_t hdr_done;
+	struct request *rx_req;
+	size_t data_done;
+	bool close_after_tx;
+
+	/* send side */
+	struct list_head tx_queue;
+	struct request *tx_req;
+	uint8_t tx_hdr[SD_HEADER_SIZE];
+	size_t tx_done;
+};
+
+static int listen_fds[4];
+static int nr_listen_fds;
+static atomic_int outstanding;
+
+int nr_outstanding_requests(void)
+{
+	return atomic_load(&outstanding);
+}
+
+static void conn_put(struct client_conn *c)
+{
+	if (--c->refcnt > 0)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+}
+
+static void conn_close(struct client_conn *c)
+{
+	if (c->dead)
+		return;
+	c->dead = true;
+	unregister_event(c->fd);
+	close(c->fd);
+	c->fd = -1;
+	if (c->rx_req) {
+		free_request(c->rx_req);
+		c->rx_req = NULL;
+	}
+	while (!list_empty(&c->tx_queue)) {
+		struct request *r =
+			list_first_entry(&c->tx_queue, struct request, r_list);
+
+		list_del(&r->r_list);
+		free_request(r);
+		c->inflight--;
+		conn_put(c);
+	}
+	if (c->tx_req) {
+		free_request(c->tx_req);
+		c->tx_req = NULL;
+		c->inflight--;
+		conn_put(c);
+	}
+	conn_put(c);
+}
+
+static void conn_update_events(struct client_conn *c)
+{
+	uint32_t ev = 0;
+
+	if (c->dead)
+		return;
+	if (!c->rx_paused && !c->close_after_tx)
+		ev |= EPOLLIN;
+	if (c->tx_req || !list_empty(&c->tx_queue))
+		ev |= EPOLLOUT;
+	modify_event(c->fd, ev | EPOLLRDHUP);
+}
+
+struct request *alloc_request(uint32_t data_length)
+{
+	struct request *req = xzalloc(sizeof(*req));
+
+	if (data_length) {
+		req->data = malloc(data_length);
+		if (!req->data) {
+			free(req);
+			return NULL;
+		}
+		req->data_alloc = data_length;
+	}
+	INIT_LIST_NODE(&req->r_list);
+	atomic_fetch_add(&outstanding, 1);
+	return req;
+}
+
+void free_request(struct request *req)
+{
+	free(req->data);
+	free(req);
+	atomic_fetch_sub(&outstanding, 1);
+}
+
+/*
+ * The one place a request header is judged. Returns SD_RES_SUCCESS or the
+ * result to answer with. Sets *fatal when the byte stream cannot be trusted
+ * any more and the connection must be closed after the reply.
+ */
+static int validate_request(const struct sd_req *rq, bool *fatal)
+{
+	const struct sd_op_template *op = get_sd_op(rq->opcode);
+	uint32_t limit;
+
+	*fatal = false;
+	if (rq->data_length > SD_MAX_PAYLOAD) {
+		sd_err("%s: data length %" PRIu32 " exceeds the %u byte limit",
+		       sd_op_name(rq->opcode) ?: "unknown op", rq->data_length,
+		       SD_MAX_PAYLOAD);
+		*fatal = (rq->flags & SD_FLAG_CMD_WRITE) != 0;
+		return SD_RES_INVALID_PARMS;
+	}
+	if (rq->opcode < 0x80) {
+		if (rq->proto_ver > SD_PROTO_VER) {
+			sd_err("opcode 0x%02x: protocol version 0x%02x is newer than 0x%02x",
+			       rq->opcode, rq->proto_ver, SD_PROTO_VER);
+			return SD_RES_VER_MISMATCH;
+		}
+	} else if (rq->proto_ver != SD_SHEEP_PROTO_VER) {
+		sd_err("opcode 0x%02x: internal protocol version 0x%02x, expected 0x%02x",
+		       rq->opcode, rq->proto_ver, SD_SHEEP_PROTO_VER);
+		return SD_RES_VER_MISMATCH;
+	}
+	if (!op) {
+		sd_err("unknown opcode 0x%02x", rq->opcode);
+		return SD_RES_INVALID_PARMS;
+	}
+	limit = op->max_len ? op->max_len : SD_MAX_PAYLOAD;
+	if (rq->data_length > limit) {
+		sd_err("%s: data length %" PRIu32 " exceeds %" PRIu32, op->name,
+		       rq->data_length, limit);
+		return SD_RES_INVALID_PARMS;
+	}
+	if (op->exact_len && rq->data_length != op->exact_len) {
+		sd_err("%s: data length %" PRIu32 " must be %" PRIu32, op->name,
+		       rq->data_length, op->exact_len);
+		return SD_RES_INVALID_PARMS;
+	}
+	if (op->need_write && !(rq->flags & SD_FLAG_CMD_WRITE)) {
+		sd_err("%s: request carries no payload", op->name);
+		return SD_RES_INVALID_PARMS;
+	}
+	return SD_RES_SUCCESS;
+}
+
+static void reply_now(struct client_conn *c, struct request *req, int result)
+{
+	req->rp.result = result;
+	req->rp.data_length = 0;
+	put_request(req);
+}
+
+static void conn_got_request(struct client_conn *c, struct request *req)
+{
+	bool fatal;
+	int ret;
+
+	c->refcnt++;
+	c->inflight++;
+	req->conn = c;
+	req->rp.opcode = req->rq.opcode;
+	req->rp.id = req->rq.id;
+	req->op = get_sd_op(req->rq.opcode);
+
+	ret = validate_request(&req->rq, &fatal);
+	if (ret != SD_RES_SUCCESS) {
+		if (fatal)
+			c->close_after_tx = true;
+		reply_now(c, req, ret);
+		return;
+	}
+	/* Without WRITE, data_length is the size the client accepts back. */
+	if (!(req->rq.flags & SD_FLAG_CMD_WRITE) && req->rq.data_length) {
+		req->data = calloc(1, req->rq.data_length);
+		if (!req->data) {
+			reply_now(c, req, SD_RES_NO_MEM);
+			return;
+		}
+		req->data_alloc = req->rq.data_length;
+	}
+	if (c->inflight >= MAX_INFLIGHT_PER_CONN)
+		c->rx_paused = true;
+	queue_request(req);
+}
+
+/* Read as much as is available. Returns false if the connection died. */
+static bool conn_rx(struct client_conn *c)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (c->rx_paused || c->close_after_tx || c->dead)
+			return true;
+
+		if (c->hdr_done < SD_HEADER_SIZE) {
+			n = read(c->fd, c->hdr + c->hdr_done,
+				 SD_HEADER_SIZE - c->hdr_done);
+			if (n == 0)
+				return false;
+			if (n < 0)
+				return errno == EAGAIN || errno == EINTR;
+			c->hdr_done += n;
+			if (c->hdr_done < SD_HEADER_SIZE)
+				continue;
+
+			struct sd_req rq;
+			uint32_t plen;
+
+			sd_req_decode(c->hdr, &rq);
+			plen = (rq.flags & SD_FLAG_CMD_WRITE) ? rq.data_length
+							       : 0;
+			if (plen > SD_MAX_PAYLOAD) {
+				/* Cannot skip that much: answer and close. */
+				struct request *req = alloc_request(0);
+
+				req->rq = rq;
+				c->close_after_tx = true;
+				conn_got_request(c, req);
+				c->hdr_done = 0;
+				return true;
+			}
+			c->rx_req = alloc_request(plen);
+			if (!c->rx_req) {
+				sd_err("%s: cannot allocate %" PRIu32 " bytes",
+				       c->peer, plen);
+				return false;
+			}
+			c->rx_req->rq = rq;
+			c->data_done = 0;
+		}
+		if (c->rx_req && c->data_done < c->rx_req->data_alloc) {
+			n = read(c->fd, (char *)c->rx_req->data + c->data_done,
+				 c->rx_req->data_alloc - c->data_done);
+			if (n == 0)
+				return false;
+			if (n < 0)
+				return errno == EAGAIN || errno == EINTR;
+			c->data_done += n;
+			if (c->data_done < c->rx_req->data_alloc)
+				continue;
+		}
+		struct request *req = c->rx_req;
+
+		c->rx_req = NULL;
+		c->hdr_done = 0;
+		conn_got_request(c, req);
+	}
+}
+
+static bool conn_tx(struct client_conn *c)
+{
+	for (;;) {
+		struct request *req;
+		struct iovec iov[2];
+		size_t total;
+		ssize_t n;
+		int cnt = 0;
+
+		if (!c->tx_req) {
+			if (list_empty(&c->tx_queue))
+				return true;
+			req = list_first_entry(&c->tx_queue, struct request,
+					       r_list);
+			list_del(&req->r_list);
+			c->tx_req = req;
+			c->tx_done = 0;
+			sd_rsp_encode(&req->rp, c->tx_hdr);
+		}
+		req = c->tx_req;
+		total = SD_HEADER_SIZE + req->rp.data_length;
+		if (c->tx_done < SD_HEADER_SIZE) {
+			iov[cnt].iov_base = c->tx_hdr + c->tx_done;
+			iov[cnt++].iov_len = SD_HEADER_SIZE - c->tx_done;
+			if (req->rp.data_length) {
+				iov[cnt].iov_base = req->data;
+				iov[cnt++].iov_len = req->rp.data_length;
+			}
+		} else {
+			size_t off = c->tx_done - SD_HEADER_SIZE;
+
+			iov[cnt].iov_base = (char *)req->data + off;
+			iov[cnt++].iov_len = req->rp.data_length - off;
+		}
+		n = writev(c->fd, iov, cnt);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR;
+		c->tx_done += n;
+		if (c->tx_done < total)
+			continue;
+		c->tx_req = NULL;
+		free_request(req);
+		c->inflight--;
+		if (c->rx_paused && c->inflight < MAX_INFLIGHT_PER_CONN / 2)
+			c->rx_paused = false;
+		conn_put(c);
+	}
+}
+
+static void conn_handler(int fd, uint32_t events, void *data)
+{
+	struct client_conn *c = data;
+
+	c->refcnt++;
+	if (events & EPOLLIN) {
+		if (!conn_rx(c)) {
+			conn_close(c);
+			goto out;
+		}
+	}
+	if (events & EPOLLOUT) {
+		if (!conn_tx(c)) {
+			conn_close(c);
+			goto out;
+		}
+	}
+	if (c->close_after_tx && !c->tx_req && list_empty(&c->tx_queue) &&
+	    c->inflight == 0) {
+		conn_close(c);
+		goto out;
+	}
+	if ((events & (EPOLLHUP | EPOLLERR)) ||
+	    ((events & EPOLLRDHUP) && !(events & EPOLLIN))) {
+		conn_close(c);
+		goto out;
+	}
+	conn_update_events(c);
+out:
+	conn_put(c);
+}
+
+void put_request(struct request *req)
+{
+	struct client_conn *c = req->conn;
+
+	if (req->local) {
+		req->local_done(req);
+		return;
+	}
+	req->rp.epoch = sys_epoch();
+	req->rp.opcode = req->rq.opcode;
+	req->rp.id = req->rq.id;
+	req->rp.proto_ver = 0;
+	if (req->rp.data_length > req->data_alloc)
+		req->rp.data_length = req->data_alloc;
+	if (req->rp.result != SD_RES_SUCCESS &&
+	    req->rp.result != SD_RES_BUFFER_SMALL &&
+	    req->rq.opcode != SD_OP_OIDS_EXIST)
+		req->rp.data_length = 0;
+	if (c->dead) {
+		free_request(req);
+		c->inflight--;
+		conn_put(c);
+		return;
+	}
+	list_add_tail(&req->r_list, &c->tx_queue);
+	c->refcnt++;
+	if (!conn_tx(c)) {
+		conn_close(c);
+		conn_put(c);
+		return;
+	}
+	if (c->close_after_tx && !c->tx_req && list_empty(&c->tx_queue) &&
+	    c->inflight == 0) {
+		conn_close(c);
+		conn_put(c);
+		return;
+	}
+	conn_update_events(c);
+	conn_put(c);
+}
+
+static void listen_handler(int fd, uint32_t events, void *data)
+{
+	bool is_unix = data != NULL;
+
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		struct client_conn *c;
+		int cfd, one = 1;
+
+		cfd = accept4(fd, (struct sockaddr *)&ss, &len,
+			      SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				sd_err("accept failed: %m");
+			return;
+		}
+		c = xzalloc(sizeof(*c));
+		c->fd = cfd;
+		c->refcnt = 1;
+		INIT_LIST_HEAD(&c->tx_queue);
+		if (is_unix) {
+			snprintf(c->peer, sizeof(c->peer), "unix");
+		} else {
+			char host[64] = "?";
+
+			setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one,
+				   sizeof(one));
+			getnameinfo((struct sockaddr *)&ss, len, host,
+				    sizeof(host), NULL, 0, NI_NUMERICHOST);
+			snprintf(c->peer, sizeof(c->peer), "%s", host);
+		}
+		if (register_event(cfd, EPOLLIN | EPOLLRDHUP, conn_handler,
+				   c) < 0) {
+			close(cfd);
+			free(c);
+		}
+	}
+}
+
+static int add_listener(int fd, bool is_unix)
+{
+	if (nr_listen_fds >= (int)ARRAY_SIZE(listen_fds))
+		return -ENOSPC;
+	listen_fds[nr_listen_fds++] = fd;
+	return register_event(fd, EPOLLIN, listen_handler,
+			      is_unix ? (void *)1 : NULL);
+}
+
+static int listen_tcp(const char *bindaddr, int port)
+{
+	struct addrinfo hints = { 0 }, *res, *ai;
+	char pstr[16];
+	int ret, nr = 0;
+
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+	snprintf(pstr, sizeof(pstr), "%d", port);
+	ret = getaddrinfo(bindaddr, pstr, &hints, &res);
+	if (ret) {
+		sd_err("invalid bind address %s: %s", bindaddr ?: "(any)",
+		       gai_strerror(ret));
+		return -EINVAL;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		int fd, one = 1;
+
+		fd = socket(ai->ai_family,
+			    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+				   sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		    listen(fd, SOMAXCONN) < 0) {
+			sd_err("cannot listen on port %d: %m", port);
+			close(fd);
+			continue;
+		}
+		if (add_listener(fd, false) == 0)
+			nr++;
+		else
+			close(fd);
+	}
+	freeaddrinfo(res);
+	return nr ? 0 : -EADDRINUSE;
+}
+
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sun.sun_path, path);
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    listen(fd, SOMAXCONN) < 0) {
+		int err = errno;
+
+		close(fd);
+		return -err;
+	}
+	return add_listener(fd, true);
+}
+
+int server_init(const char *bindaddr, int port, const char *sock_path)
+{
+	int ret = listen_tcp(bindaddr, port);
+
+	if (ret < 0)
+		return ret;
+	if (sock_path) {
+		ret = listen_unix(sock_path);
+		if (ret < 0)
+			sd_warn("cannot listen on %s: %s", sock_path,
+				strerror(-ret));
+	}
+	return 0;
+}
+
+void server_stop_listening(void)
+{
+	for (int i = 0; i < nr_listen_fds; i++) {
+		unregister_event(listen_fds[i]);
+		close(listen_fds[i]);
+	}
+	nr_listen_fds = 0;
+}

@@ -1,0 +1,277 @@
+/*
+ * Declarations shared by the parts of the sheep daemon: the global system
+ * state, requests, the event loop, work queues, the store, the gateway, the
+ * group (membership, epochs, cluster operations) and the VDI namespace.
+ *
+ * Threads: the main thread runs the event loop and owns connections, group
+ * state and the cluster driver. Work queues run blocking work (disk, peers)
+ * and hand results back to the main thread. State that workers read (the
+ * current ring, VDI states) is published under small locks.
+ */
+#ifndef SHEEP_H
+#define SHEEP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sheepdog/layout.h"
+#include "sheepdog/list.h"
+#include "sheepdog/log.h"
+#include "sheepdog/proto.h"
+#include "sheepdog/ring.h"
+#include "sheepdog/util.h"
+
+/* Largest payload a request may carry or ask for. Bigger objects are
+ * written in parts. */
+#define SD_MAX_PAYLOAD (64U << 20)
+
+/* ---- event loop (event.c) ---- */
+
+typedef void (*event_handler_t)(int fd, uint32_t events, void *data);
+
+int event_init(void);
+int register_event(int fd, uint32_t events, event_handler_t h, void *data);
+int modify_event(int fd, uint32_t events);
+void unregister_event(int fd);
+/* Run until event_stop(). */
+void event_loop(void);
+void event_stop(void);
+/* A repeating timer on the event loop; returns the timerfd or -errno. */
+int add_timer(unsigned int interval_ms, void (*fn)(void *), void *data);
+
+/* ---- work queues (work.c) ---- */
+
+struct work {
+	void (*fn)(struct work *);   /* runs on a worker thread */
+	void (*done)(struct work *); /* runs on the main thread afterwards */
+	struct list_node w_list;
+};
+
+struct work_queue;
+
+struct work_queue *create_work_queue(const char *name, int nr_threads);
+void queue_work(struct work_queue *wq, struct work *work);
+int work_init(void);
+
+/* ---- requests (server.c, ops.c) ---- */
+
+struct sd_op_template;
+struct client_conn;
+
+struct request {
+	struct sd_req rq;
+	struct sd_rsp rp;
+	const struct sd_op_template *op;
+	void *data;             /* payload in, reply payload out */
+	uint32_t data_alloc;    /* bytes allocated at data */
+	struct client_conn *conn;
+	struct work work;
+	struct list_node r_list;
+	bool local;             /* issued by this sheep itself, no connection */
+	void (*local_done)(struct request *);
+	void *local_priv;
+};
+
+enum op_class {
+	OP_GATEWAY,
+	OP_PEER,
+	OP_LOCAL,   /* answered by this node, on a worker */
+	OP_MAIN,    /* answered by this node, on the main thread */
+	OP_CLUSTER, /* ordered through the cluster driver */
+};
+
+struct sd_op_template {
+	const char *name;
+	enum op_class type;
+	bool force;          /* allowed while the cluster waits */
+	bool need_write;     /* request must carry a payload */
+	uint32_t max_len;    /* payload/reply limit, 0 = SD_MAX_PAYLOAD */
+	uint32_t exact_len;  /* if nonzero, data_length must equal it */
+	/* Worker / main-thread handler for local, gateway and peer ops; the
+	 * work phase of a cluster op (on the requester, under the block). */
+	int (*process_work)(struct request *req);
+	/* Main phase of a cluster op: every node, in total order, main thread.
+	 * data is the request payload or the work phase's reply payload. */
+	int (*process_main)(const struct sd_req *req, struct sd_rsp *rsp,
+			    void *data, bool from_me);
+};
+
+const struct sd_op_template *get_sd_op(uint8_t opcode);
+/* Hand a validated request to its class. */
+void queue_request(struct request *req);
+/* Finish a request: send the reply (or call local_done). Main thread. */
+void put_request(struct request *req);
+struct request *alloc_request(uint32_t data_length);
+void free_request(struct request *req);
+
+int server_init(const char *bindaddr, int port, const char *sock_path);
+void server_stop_listening(void);
+int nr_outstanding_requests(void);
+
+/* ---- the store (store/store.c) ---- */
+
+struct store_opts {
+	const char *base;   /* the store directory */
+	bool tree;          /* tree layout */
+	bool nosync;
+	bool directio;
+};
+
+int store_init(const char *base, const char *layout, bool nosync,
+	       bool directio);
+const char *store_layout_name(void);
+/* Re-create object directories for the given layout ("plain" or "tree")
+ * after wiping every object. */
+int store_format(const char *layout);
+/* Results are SD_RES_* codes. */
+int store_create_and_write(uint64_t oid, uint8_t ec_index, uint64_t offset,
+			   uint32_t len, const void *data, uint64_t obj_size,
+			   const void *base_data);
+int store_write(uint64_t oid, uint8_t ec_index, uint64_t offset, uint32_t len,
+		const void *data);
+int store_read(uint64_t oid, uint8_t ec_index, uint64_t offset, uint32_t len,
+	       void *buf);
+int store_remove(uint64_t oid, uint8_t ec_index);
+bool store_exist(uint64_t oid, uint8_t ec_index);
+/* Every stored oid; caller frees *oids. */
+int store_list(uint64_t **oids, size_t *nr);
+/* Move every live object to .stale, tagged with epoch. */
+int store_stale_all(uint32_t epoch);
+int store_read_stale(uint64_t oid, uint8_t ec_index, uint32_t epoch,
+		     uint64_t offset, uint32_t len, void *buf);
+int store_space(uint64_t *size, uint64_t *free);
+int store_sync(void);
+
+/* ---- metadata files in the base dir (config.c) ---- */
+
+int config_load(struct sheepdog_config *c);  /* -ENOENT if absent */
+int config_save(const struct sheepdog_config *c);
+int epoch_log_write(uint32_t epoch, const struct sd_node *nodes, int nr,
+		    uint64_t t);
+/* nodes must hold SD_MAX_NODES; returns nr nodes or -errno. */
+int epoch_log_read(uint32_t epoch, struct sd_node *nodes, uint64_t *t);
+uint32_t epoch_log_latest(void);
+int epoch_log_remove_all(void);
+
+/* ---- vnode info: the ring of one epoch, shared read-only ---- */
+
+struct vnode_info {
+	atomic_int refcnt;
+	uint32_t epoch;
+	struct sd_ring *ring;
+};
+
+struct vnode_info *get_vnode_info(void);
+void put_vnode_info(struct vnode_info *vi);
+/* Main thread: publish a new ring for epoch and wake waiters. */
+void set_vnode_info(uint32_t epoch, const struct sd_node *nodes, int nr);
+/* Wait (bounded) until the published epoch differs from epoch. */
+bool wait_epoch_change(uint32_t epoch, int timeout_ms);
+/* Wait (bounded) until the published epoch is at least epoch. */
+bool wait_epoch_reach(uint32_t epoch, int timeout_ms);
+
+/* ---- the gateway (gateway.c) and peers (peer.c, sockfd.c) ---- */
+
+int gateway_read_obj(struct request *req);
+int gateway_write_obj(struct request *req);
+int gateway_create_and_write_obj(struct request *req);
+int gateway_remove_obj(struct request *req);
+int peer_read_obj(struct request *req);
+int peer_write_obj(struct request *req);
+int peer_create_and_write_obj(struct request *req);
+int peer_remove_obj(struct request *req);
+
+/* Object I/O from inside the daemon (cluster work, VDI code), through the
+ * same placement and replication as client requests. SD_RES_* codes. */
+int sd_read_object(uint64_t oid, void *buf, uint32_t len, uint64_t offset);
+int sd_write_object(uint64_t oid, const void *buf, uint32_t len,
+		    uint64_t offset, bool create);
+int sd_remove_object(uint64_t oid);
+
+/* Peer connections, cached per node. */
+int sockfd_get(const struct node_id *nid);
+void sockfd_put(const struct node_id *nid, int fd);
+void sockfd_del(const struct node_id *nid, int fd);
+/* One request to a peer with a cached connection; SD_RES_NETWORK_ERROR on
+ * transport failure. */
+int peer_exec(const struct node_id *nid, struct sd_req *req, const void *wdata,
+	      void *rdata, uint32_t rlen, struct sd_rsp *rsp);
+
+/* ---- group: membership, epochs, cluster ops (group.c) ---- */
+
+struct system_info {
+	struct sd_node this_node;
+	bool gateway_only;
+	bool auto_vnodes;
+	uint16_t fixed_vnodes;
+	/* cluster state, main thread writes, others read under sys_lock */
+	pthread_mutex_t lock;
+	uint8_t status;
+	uint32_t epoch;
+	uint64_t ctime;
+	uint16_t flags;
+	uint8_t nr_copies;
+	uint8_t copy_policy;
+	uint8_t block_size_shift;
+	uint8_t disable_recovery;
+	char store[SD_STORE_NAME_LEN + 1];
+	bool shutdown_clean;
+	struct sd_node *epoch_nodes; /* members at epoch */
+	int nr_epoch_nodes;
+	struct sd_node *members;     /* live members now */
+	int nr_members;
+	bool joined;
+	char base_dir[4096];
+	atomic_uint_fast64_t stat[15];
+};
+
+extern struct system_info *sys;
+
+int group_init(const char *driver_opt);
+void group_leave(void);
+/* Queue a cluster request (main thread). */
+void queue_cluster_request(struct request *req);
+uint8_t sys_status(void);
+uint32_t sys_epoch(void);
+void sys_cluster_defaults(uint8_t *copies, uint8_t *policy, uint8_t *shift,
+			  uint16_t *flags);
+/* Fill a cluster_info from the current state; nodes must have room. */
+void sys_cluster_info(struct cluster_info *ci, struct sd_node *nodes);
+
+extern struct work_queue *gateway_wq, *io_wq, *cluster_wq, *bg_wq;
+
+/* ---- the VDI namespace (vdi.c) ---- */
+
+int vdi_init(void);
+/* Copies/policy/shift for a vid (cluster defaults if unknown). */
+void vdi_get_attrs(uint32_t vid, uint8_t *copies, uint8_t *policy,
+		   uint8_t *shift);
+int get_obj_copies(uint64_t oid);
+/* Scan local inodes into the VDI state (startup). */
+int vdi_scan_local(void);
+void vdi_clear_all(void);
+/* Encode all VDI states; caller frees. */
+size_t vdi_state_snapshot(uint8_t **buf);
+void vdi_state_merge(const uint8_t *buf, size_t len);
+void vdi_bitmap_copy(uint8_t *dst, bool deleted);
+
+/* Work and main phases of VDI cluster ops */
+int vdi_new_work(struct request *req);
+int vdi_new_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
+		 bool from_me);
+int vdi_del_work(struct request *req);
+int vdi_del_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
+		 bool from_me);
+int vdi_lookup_work(struct request *req);
+int vdi_lock_work(struct request *req);
+int vdi_lock_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
+		  bool from_me);
+int vdi_release_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
+		     bool from_me);
+int vdi_add_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
+		 bool from_me);
+
+#endif

@@ -1,0 +1,521 @@
+/*
+ * The local object store: one file per object (spec 8.2-8.4) under
+ * BASE/obj, in the "plain" layout (flat) or the "tree" layout (meta/ for
+ * inode, vmstate and attribute objects, xx/ by the low byte of the vid for
+ * the rest). Stale copies live in obj/.stale/<oid>.<epoch>.
+ *
+ * Crash safety: a create writes a private temporary file, syncs it, renames
+ * it over the final name and syncs the directory, so a crash leaves the old
+ * object or the new one. Writes use O_DSYNC. With nosync both skip the syncs.
+ * Every function returns an SD_RES_* code; errno is mapped here, once.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sheep.h"
+
+static char obj_dir[4096];
+static char stale_dir[4200];
+static bool tree_layout;
+static bool store_nosync;
+static int obj_dir_fd = -1;
+
+static int errno_to_result(int err)
+{
+	switch (err) {
+	case ENOENT:
+		return SD_RES_NO_OBJ;
+	case ENOSPC:
+	case EDQUOT:
+		return SD_RES_NO_SPACE;
+	case ENOMEM:
+		return SD_RES_NO_MEM;
+	default:
+		return SD_RES_EIO;
+	}
+}
+
+static void obj_subdir(uint64_t oid, char *buf, size_t len)
+{
+	if (!tree_layout)
+		snprintf(buf, len, "%s", obj_dir);
+	else if (is_vdi_obj(oid) || is_vmstate_obj(oid) ||
+		 is_vdi_attr_obj(oid))
+		snprintf(buf, len, "%s/meta", obj_dir);
+	else
+		snprintf(buf, len, "%s/%02x", obj_dir,
+			 (unsigned)(oid_to_vid(oid) & 0xff));
+}
+
+static void obj_path(uint64_t oid, uint8_t ec_index, char *buf, size_t len)
+{
+	char dir[4200];
+
+	obj_subdir(oid, dir, sizeof(dir));
+	if (ec_index)
+		snprintf(buf, len, "%s/%016" PRIx64 "_%u", dir, oid, ec_index);
+	else
+		snprintf(buf, len, "%s/%016" PRIx64, dir, oid);
+}
+
+static int make_dirs(void)
+{
+	if (mkdir(obj_dir, 0750) < 0 && errno != EEXIST)
+		return -errno;
+	if (mkdir(stale_dir, 0750) < 0 && errno != EEXIST)
+		return -errno;
+	if (tree_layout) {
+		char p[4300];
+
+		snprintf(p, sizeof(p), "%s/meta", obj_dir);
+		if (mkdir(p, 0750) < 0 && errno != EEXIST)
+			return -errno;
+		for (int i = 0; i < 256; i++) {
+			snprintf(p, sizeof(p), "%s/%02x", obj_dir, i);
+			if (mkdir(p, 0750) < 0 && errno != EEXIST)
+				return -errno;
+		}
+	}
+	return 0;
+}
+
+/* Remove temporary files left by a crash in the middle of a create. */
+static void remove_tmp_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (strstr(de->d_name, ".tmp")) {
+			char p[4400];
+
+			snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+			sd_notice("removing unfinished create %s", p);
+			unlink(p);
+		}
+	}
+	closedir(d);
+}
+
+static void for_each_obj_dir(void (*fn)(const char *dir))
+{
+	char p[4300];
+
+	fn(obj_dir);
+	if (!tree_layout)
+		return;
+	snprintf(p, sizeof(p), "%s/meta", obj_dir);
+	fn(p);
+	for (int i = 0; i < 256; i++) {
+		snprintf(p, sizeof(p), "%s/%02x", obj_dir, i);
+		fn(p);
+	}
+}
+
+int store_init(const char *base, const char *layout, bool nosync,
+	       bool directio)
+{
+	int ret;
+
+	snprintf(obj_dir, sizeof(obj_dir), "%s/obj", base);
+	snprintf(stale_dir, sizeof(stale_dir), "%s/.stale", obj_dir);
+	tree_layout = layout && !strcmp(layout, "tree");
+	store_nosync = nosync;
+	ret = make_dirs();
+	if (ret < 0) {
+		sd_err("cannot create object directories in %s: %s", obj_dir,
+		       strerror(-ret));
+		return ret;
+	}
+	if (obj_dir_fd >= 0)
+		close(obj_dir_fd);
+	obj_dir_fd = open(obj_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (obj_dir_fd < 0)
+		return -errno;
+	for_each_obj_dir(remove_tmp_files);
+	return 0;
+}
+
+const char *store_layout_name(void)
+{
+	return tree_layout ? "tree" : "plain";
+}
+
+static int remove_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int ret = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		char p[4400];
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
+		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+			ret = remove_tree(p);
+			if (ret == 0 && rmdir(p) < 0)
+				ret = -errno;
+		} else if (unlink(p) < 0 && errno != ENOENT) {
+			ret = -errno;
+		}
+		if (ret < 0)
+			break;
+	}
+	closedir(d);
+	return ret;
+}
+
+int store_format(const char *layout)
+{
+	int ret = remove_tree(obj_dir);
+
+	if (ret < 0) {
+		sd_err("cannot wipe %s: %s", obj_dir, strerror(-ret));
+		return ret;
+	}
+	tree_layout = layout && !strcmp(layout, "tree");
+	return make_dirs();
+}
+
+static int sync_dir(const char *path)
+{
+	int fd, ret = 0;
+
+	if (store_nosync)
+		return 0;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static int write_full_at(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= n;
+		off += n;
+	}
+	return 0;
+}
+
+/*
+ * Create the object from scratch: base_data (the whole object, for
+ * copy-on-write) or zeros, overlaid with len bytes at offset.
+ */
+int store_create_and_write(uint64_t oid, uint8_t ec_index, uint64_t offset,
+			   uint32_t len, const void *data, uint64_t obj_size,
+			   const void *base_data)
+{
+	char path[4400], tmp[4500], dir[4200];
+	int fd, ret;
+
+	obj_path(oid, ec_index, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path,
+		 (long)syscall(SYS_gettid));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		ret = errno;
+		sd_err("oid %016" PRIx64 ": cannot create %s: %m", oid, tmp);
+		return errno_to_result(ret);
+	}
+	if (base_data) {
+		ret = write_full_at(fd, base_data, obj_size, 0);
+	} else if (len < obj_size) {
+		/* Data objects are preallocated so that later writes cannot
+		 * fail for space; metadata objects stay sparse. */
+		if (is_data_obj(oid) || is_vmstate_obj(oid))
+			ret = fallocate(fd, 0, 0, obj_size) < 0 ? -errno : 0;
+		else
+			ret = ftruncate(fd, obj_size) < 0 ? -errno : 0;
+		if (ret == -EOPNOTSUPP)
+			ret = ftruncate(fd, obj_size) < 0 ? -errno : 0;
+	} else {
+		ret = 0;
+	}
+	if (ret == 0 && len)
+		ret = write_full_at(fd, data, len, offset);
+	if (ret == 0 && !store_nosync && fdatasync(fd) < 0)
+		ret = -errno;
+	if (close(fd) < 0 && ret == 0)
+		ret = -errno;
+	if (ret == 0 && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		sd_err("oid %016" PRIx64 ": create failed: %s", oid,
+		       strerror(-ret));
+		unlink(tmp);
+		return errno_to_result(-ret);
+	}
+	obj_subdir(oid, dir, sizeof(dir));
+	ret = sync_dir(dir);
+	if (ret < 0) {
+		sd_err("oid %016" PRIx64 ": cannot sync %s: %s", oid, dir,
+		       strerror(-ret));
+		return errno_to_result(-ret);
+	}
+	return SD_RES_SUCCESS;
+}
+
+int store_write(uint64_t oid, uint8_t ec_index, uint64_t offset, uint32_t len,
+		const void *data)
+{
+	char path[4400];
+	int fd, ret, flags = O_WRONLY | O_CLOEXEC;
+
+	if (!store_nosync)
+		flags |= O_DSYNC;
+	obj_path(oid, ec_index, path, sizeof(path));
+	fd = open(path, flags);
+	if (fd < 0) {
+		ret = errno;
+		if (ret != ENOENT)
+			sd_err("oid %016" PRIx64 ": cannot open %s: %m", oid,
+			       path);
+		return errno_to_result(ret);
+	}
+	ret = write_full_at(fd, data, len, offset);
+	close(fd);
+	if (ret < 0) {
+		sd_err("oid %016" PRIx64 ": write of %" PRIu32 " bytes at %" PRIu64
+		       " failed: %s", oid, len, offset, strerror(-ret));
+		return errno_to_result(-ret);
+	}
+	return SD_RES_SUCCESS;
+}
+
+static int read_at(const char *path, uint64_t offset, uint32_t len, void *buf)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t done = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done,
+				  offset + done);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			n = -errno;
+			close(fd);
+			return n;
+		}
+		if (n == 0)
+			break;
+		done += n;
+	}
+	close(fd);
+	/* Past the end of the file reads as zeros, never as old memory. */
+	if (done < len)
+		memset((char *)buf + done, 0, len - done);
+	return 0;
+}
+
+int store_read(uint64_t oid, uint8_t ec_index, uint64_t offset, uint32_t len,
+	       void *buf)
+{
+	char path[4400];
+	int ret;
+
+	obj_path(oid, ec_index, path, sizeof(path));
+	ret = read_at(path, offset, len, buf);
+	if (ret < 0) {
+		if (ret != -ENOENT)
+			sd_err("oid %016" PRIx64 ": read failed: %s", oid,
+			       strerror(-ret));
+		return errno_to_result(-ret);
+	}
+	return SD_RES_SUCCESS;
+}
+
+int store_read_stale(uint64_t oid, uint8_t ec_index, uint32_t epoch,
+		     uint64_t offset, uint32_t len, void *buf)
+{
+	char path[4400];
+	int ret;
+
+	if (ec_index)
+		snprintf(path, sizeof(path), "%s/%016" PRIx64 "_%u.%u",
+			 stale_dir, oid, ec_index, epoch);
+	else
+		snprintf(path, sizeof(path), "%s/%016" PRIx64 ".%u", stale_dir,
+			 oid, epoch);
+	ret = read_at(path, offset, len, buf);
+	return ret < 0 ? errno_to_result(-ret) : SD_RES_SUCCESS;
+}
+
+int store_remove(uint64_t oid, uint8_t ec_index)
+{
+	char path[4400];
+
+	obj_path(oid, ec_index, path, sizeof(path));
+	if (unlink(path) < 0) {
+		int err = errno;
+
+		if (err != ENOENT)
+			sd_err("oid %016" PRIx64 ": cannot remove: %m", oid);
+		return errno_to_result(err);
+	}
+	return SD_RES_SUCCESS;
+}
+
+bool store_exist(uint64_t oid, uint8_t ec_index)
+{
+	char path[4400];
+
+	obj_path(oid, ec_index, path, sizeof(path));
+	return access(path, F_OK) == 0;
+}
+
+/* Parse "%016x" or "%016x_%d"; anything else is not an object file. */
+static bool parse_obj_name(const char *name, uint64_t *oid)
+{
+	char *end;
+
+	if (strlen(name) < 16)
+		return false;
+	errno = 0;
+	*oid = strtoull(name, &end, 16);
+	if (errno || end != name + 16)
+		return false;
+	return *end == '\0' || *end == '_';
+}
+
+struct oid_vec {
+	uint64_t *oids;
+	size_t nr, alloc;
+};
+
+static struct oid_vec *list_vec;
+
+static void list_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		uint64_t oid;
+
+		if (strstr(de->d_name, ".tmp") ||
+		    !parse_obj_name(de->d_name, &oid))
+			continue;
+		if (list_vec->nr == list_vec->alloc) {
+			list_vec->alloc = list_vec->alloc ? list_vec->alloc * 2
+							  : 1024;
+			list_vec->oids = xrealloc(list_vec->oids,
+						  list_vec->alloc * 8);
+		}
+		list_vec->oids[list_vec->nr++] = oid;
+	}
+	closedir(d);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int store_list(uint64_t **oids, size_t *nr)
+{
+	static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
+	struct oid_vec v = { 0 };
+	size_t j = 0;
+
+	pthread_mutex_lock(&list_lock);
+	list_vec = &v;
+	for_each_obj_dir(list_dir);
+	list_vec = NULL;
+	pthread_mutex_unlock(&list_lock);
+
+	qsort(v.oids, v.nr, 8, cmp_u64);
+	for (size_t i = 0; i < v.nr; i++)
+		if (j == 0 || v.oids[j - 1] != v.oids[i])
+			v.oids[j++] = v.oids[i];
+	*oids = v.oids;
+	*nr = j;
+	return SD_RES_SUCCESS;
+}
+
+static uint32_t stale_epoch;
+
+static void stale_dir_fn(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		uint64_t oid;
+		char from[4400], to[4400];
+
+		if (strstr(de->d_name, ".tmp") ||
+		    !parse_obj_name(de->d_name, &oid))
+			continue;
+		snprintf(from, sizeof(from), "%s/%s", dir, de->d_name);
+		snprintf(to, sizeof(to), "%s/%s.%u", stale_dir, de->d_name,
+			 stale_epoch);
+		if (rename(from, to) < 0)
+			sd_err("cannot move %s to %s: %m", from, to);
+	}
+	closedir(d);
+}
+
+int store_stale_all(uint32_t epoch)
+{
+	stale_epoch = epoch;
+	for_each_obj_dir(stale_dir_fn);
+	return sync_dir(stale_dir) < 0 ? SD_RES_EIO : SD_RES_SUCCESS;
+}
+
+int store_space(uint64_t *size, uint64_t *avail)
+{
+	struct statvfs vs;
+
+	if (statvfs(obj_dir, &vs) < 0)
+		return -errno;
+	*size = (uint64_t)vs.f_blocks * vs.f_frsize;
+	*avail = (uint64_t)vs.f_bavail * vs.f_frsize;
+	return 0;
+}
+
+int store_sync(void)
+{
+	if (!store_nosync || obj_dir_fd < 0)
+		return 0;
+	return syncfs(obj_dir_fd) < 0 ? -errno : 0;
+}

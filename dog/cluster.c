@@ -1,0 +1,441 @@
+/*
+ * "dog cluster": format a cluster (MAKE_FS), show its status and epoch
+ * history (STAT_CLUSTER), and shut it down. Formatting checks first that
+ * the -V choice agrees with the sheep's vnode strategy and asks before it
+ * wipes a cluster that still holds VDIs.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dog.h"
+
+#define DEFAULT_STORE "plain"
+
+static struct cluster_cmd_data {
+	char store[SD_STORE_NAME_LEN];
+	uint8_t copies;
+	uint8_t copy_policy;
+	uint8_t block_size_shift;
+	bool force;
+	bool strict;
+	bool use_lock;
+	bool recycle_vid;
+	bool avoid_diskfull;
+	bool fixed_vnodes;
+	bool show_diff;
+} cluster_cmd;
+
+static const char format_prompt[] =
+	"    __\n"
+	"   ()'`;\n"
+	"   /\\|`\n"
+	"  /  |   Caution! The cluster is not empty.\n"
+	"(/_)_|_  Are you sure you want to continue? [yes/no]: ";
+
+/* Every storage node's vnode strategy must match the -V choice. */
+static int check_vnode_strategy(void)
+{
+	size_t len = cluster_info_size(SD_MAX_NODES);
+	uint8_t *buf = xmalloc(len);
+	int ret = EXIT_SUCCESS;
+
+	for (int i = 0; i < sd_nodes_nr; i++) {
+		struct cluster_info ci;
+		struct sd_req req;
+		struct sd_rsp rsp;
+		bool auto_vnodes;
+
+		sd_init_req(&req, SD_OP_CLUSTER_INFO);
+		req.data_length = len;
+		if (dog_exec_node(&sd_nodes[i].nid, &req, NULL, buf, len,
+				  &rsp) < 0) {
+			sd_err("Fail to execute request");
+			ret = EXIT_FAILURE;
+			break;
+		}
+		if (rsp.result != SD_RES_SUCCESS) {
+			sd_err("%s", sd_strerror(rsp.result));
+			ret = EXIT_FAILURE;
+			break;
+		}
+		if (cluster_info_decode(buf, MIN(len, rsp.data_length), &ci)) {
+			sd_err("%s", sd_strerror(SD_RES_INVALID_PARMS));
+			ret = EXIT_FAILURE;
+			break;
+		}
+		if (sd_nodes[i].nr_vnodes == 0)
+			continue;
+		auto_vnodes = ci.flags & SD_CLUSTER_FLAG_AUTO_VNODES;
+		if (auto_vnodes && cluster_cmd.fixed_vnodes) {
+			sd_err("Can not apply the option of '-V', because there "
+			       "are vnode strategy of sheep is auto in the "
+			       "cluster");
+			ret = EXIT_FAILURE;
+			break;
+		}
+		if (!auto_vnodes && !cluster_cmd.fixed_vnodes) {
+			sd_err("Need to specify the option of '-V', because "
+			       "there are vnode strategy of sheep is fixed in "
+			       "the cluster");
+			ret = EXIT_FAILURE;
+			break;
+		}
+	}
+	free(buf);
+	return ret;
+}
+
+static int list_stores(void)
+{
+	char buf[512] = "";
+	struct sd_req req;
+	struct sd_rsp rsp;
+
+	sd_init_req(&req, SD_OP_GET_STORE_LIST);
+	req.data_length = sizeof(buf) - 1;
+	if (dog_exec(&req, NULL, buf, sizeof(buf) - 1, &rsp) < 0)
+		return EXIT_SYSFAIL;
+	if (rsp.result != SD_RES_SUCCESS) {
+		sd_err("Restore failed: %s", sd_strerror(rsp.result));
+		return EXIT_FAILURE;
+	}
+	printf("Available stores:\n");
+	printf("---------------------------------------\n");
+	printf("%s\n", buf);
+	return EXIT_SYSFAIL;
+}
+
+static bool cluster_has_vdis(const uint8_t *bitmap)
+{
+	for (size_t i = 0; i < SD_VDI_BITMAP_SIZE; i++)
+		if (bitmap[i])
+			return true;
+	return false;
+}
+
+static int cluster_format(int argc, char **argv)
+{
+	const char *store = cluster_cmd.store[0] ? cluster_cmd.store :
+						   DEFAULT_STORE;
+	uint8_t *bitmap;
+	struct sd_req req;
+	struct sd_rsp rsp;
+	int ret;
+
+	ret = check_vnode_strategy();
+	if (ret != EXIT_SUCCESS)
+		return ret;
+
+	bitmap = xmalloc(SD_VDI_BITMAP_SIZE);
+	if (dog_read_vdi_bitmap(SD_OP_READ_VDIS, bitmap) < 0) {
+		free(bitmap);
+		return EXIT_SYSFAIL;
+	}
+	if (!cluster_cmd.force && cluster_has_vdis(bitmap))
+		confirm(format_prompt);
+	free(bitmap);
+
+	sd_init_req(&req, SD_OP_MAKE_FS);
+	req.flags = SD_FLAG_CMD_WRITE;
+	req.data_length = strlen(store) + 1;
+	req.cluster.copies = cluster_cmd.copies;
+	req.cluster.copy_policy = cluster_cmd.copy_policy;
+	req.cluster.block_size_shift = cluster_cmd.block_size_shift;
+	req.cluster.ctime = sd_time_now();
+	if (cluster_cmd.strict)
+		req.cluster.flags |= SD_CLUSTER_FLAG_STRICT;
+	if (cluster_cmd.use_lock)
+		req.cluster.flags |= SD_CLUSTER_FLAG_USE_LOCK;
+	if (cluster_cmd.recycle_vid)
+		req.cluster.flags |= SD_CLUSTER_FLAG_RECYCLE_VID;
+	if (cluster_cmd.avoid_diskfull)
+		req.cluster.flags |= SD_CLUSTER_FLAG_AVOID_DISKFULL;
+	if (!cluster_cmd.fixed_vnodes)
+		req.cluster.flags |= SD_CLUSTER_FLAG_AUTO_VNODES;
+
+	printf("using backend %s store\n", store);
+	fflush(stdout);
+	if (dog_exec(&req, store, NULL, 0, &rsp) < 0)
+		return EXIT_SYSFAIL;
+	if (rsp.result != SD_RES_SUCCESS) {
+		sd_err("Format failed: %s", sd_strerror(rsp.result));
+		if (rsp.result == SD_RES_NO_STORE)
+			return list_stores();
+		return EXIT_SYSFAIL;
+	}
+	return EXIT_SUCCESS;
+}
+
+/* One STAT_CLUSTER record: its header and the nodes it lists. */
+struct epoch_record {
+	struct epoch_log log;
+	struct sd_node *nodes;
+};
+
+static bool record_has_node(const struct epoch_record *r,
+			    const struct node_id *nid)
+{
+	for (uint32_t i = 0; i < r->log.nr_nodes; i++)
+		if (node_id_eq(&r->nodes[i].nid, nid))
+			return true;
+	return false;
+}
+
+/* "+h:p" for nodes in r but not in older, "-h:p" for the reverse. */
+static void print_epoch_diff(const struct epoch_record *r,
+			     const struct epoch_record *older)
+{
+	const char *sep = "";
+	char name[64];
+
+	for (uint32_t i = 0; i < r->log.nr_nodes; i++) {
+		if (record_has_node(older, &r->nodes[i].nid))
+			continue;
+		node_addr_to_str(&r->nodes[i].nid, name, sizeof(name));
+		printf("%s+%s", sep, name);
+		sep = ", ";
+	}
+	for (uint32_t i = 0; i < older->log.nr_nodes; i++) {
+		if (record_has_node(r, &older->nodes[i].nid))
+			continue;
+		node_addr_to_str(&older->nodes[i].nid, name, sizeof(name));
+		printf("%s-%s", sep, name);
+		sep = ", ";
+	}
+}
+
+static void print_epoch_nodes(const struct epoch_record *r)
+{
+	char name[64];
+
+	for (uint32_t i = 0; i < r->log.nr_nodes; i++) {
+		node_addr_to_str(&r->nodes[i].nid, name, sizeof(name));
+		printf("%s%s:%u", i ? ", " : "", name, r->nodes[i].nr_vnodes);
+	}
+}
+
+static void print_epoch(const struct epoch_record *recs, int nr, int i)
+{
+	const struct epoch_record *r = &recs[i];
+	char when[128];
+	time_t t = (time_t)r->log.time;
+	struct tm tm;
+
+	if (raw_output) {
+		snprintf(when, sizeof(when), "%" PRIu64, r->log.time);
+	} else {
+		localtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	}
+	printf(raw_output ? "%s %" PRIu32 : "%s %6" PRIu32, when,
+	       r->log.epoch);
+	printf(" [");
+	if (!cluster_cmd.show_diff)
+		print_epoch_nodes(r);
+	else if (i == nr - 1)
+		printf("formated");
+	else
+		print_epoch_diff(r, &recs[i + 1]);
+	printf("]\n");
+}
+
+/*
+ * STAT_CLUSTER with a node stride big enough for every record: start with
+ * the current node count and double it while the sheep says BUFFER_SMALL.
+ */
+static int stat_cluster(uint8_t **bufp, size_t *lenp, uint32_t *stride,
+			struct sd_rsp *rsp)
+{
+	uint32_t nodes_nr = sd_nodes_nr ? sd_nodes_nr : 1;
+	uint32_t nr_epochs = sd_epoch ? sd_epoch : 1;
+	uint8_t *buf = NULL;
+	size_t len;
+
+	for (;;) {
+		struct sd_req req;
+
+		len = (size_t)nr_epochs *
+		      (SD_EPOCH_LOG_HDR + (size_t)SD_NODE_SIZE * nodes_nr);
+		buf = xrealloc(buf, len);
+		memset(buf, 0, len);
+		sd_init_req(&req, SD_OP_STAT_CLUSTER);
+		req.data_length = len;
+		req.cluster.nodes_nr = nodes_nr;
+		if (dog_exec(&req, NULL, buf, len, rsp) < 0) {
+			free(buf);
+			return -1;
+		}
+		if (rsp->result != SD_RES_BUFFER_SMALL ||
+		    nodes_nr >= SD_MAX_NODES)
+			break;
+		nodes_nr = MIN(nodes_nr * 2, SD_MAX_NODES);
+	}
+	*bufp = buf;
+	*lenp = len;
+	*stride = nodes_nr;
+	return 0;
+}
+
+static int cluster_info(int argc, char **argv)
+{
+	struct epoch_record *recs = NULL;
+	struct epoch_log first = { 0 };
+	struct sd_rsp rsp;
+	uint8_t *buf;
+	uint32_t stride;
+	size_t reclen, len;
+	int nr;
+
+	if (stat_cluster(&buf, &len, &stride, &rsp) < 0)
+		return EXIT_SYSFAIL;
+
+	reclen = SD_EPOCH_LOG_HDR + (size_t)SD_NODE_SIZE * stride;
+	nr = MIN((size_t)rsp.data_length, len) / reclen;
+	recs = xcalloc(nr ? nr : 1, sizeof(*recs));
+	for (int i = 0; i < nr; i++) {
+		const uint8_t *p = buf + i * reclen;
+
+		epoch_log_decode(p, &recs[i].log);
+		recs[i].log.nr_nodes = MIN(recs[i].log.nr_nodes, stride);
+		recs[i].nodes = xcalloc(stride ? stride : 1,
+					sizeof(struct sd_node));
+		for (uint32_t j = 0; j < recs[i].log.nr_nodes; j++)
+			sd_node_decode(p + SD_EPOCH_LOG_HDR + j * SD_NODE_SIZE,
+				       &recs[i].nodes[j]);
+	}
+	if (rsp.data_length >= SD_EPOCH_LOG_HDR)
+		epoch_log_decode(buf, &first);
+	free(buf);
+
+	if (!raw_output)
+		printf("Cluster status: ");
+	if (rsp.result == SD_RES_SUCCESS)
+		printf("running, auto-recovery %s\n",
+		       first.disable_recovery ? "disabled" : "enabled");
+	else
+		printf("%s\n", sd_strerror(rsp.result));
+
+	if (verbose) {
+		char copies[16];
+
+		if (!raw_output)
+			printf("Cluster store: ");
+		if (rsp.result == SD_RES_SUCCESS)
+			printf("%s with %s redundancy policy\n", first.drv_name,
+			       redundancy_str(first.nr_copies,
+					      first.copy_policy, copies,
+					      sizeof(copies)));
+		else
+			printf("%s\n", sd_strerror(rsp.result));
+		if (!raw_output)
+			printf("Cluster vnodes strategy: ");
+		printf("%s\n", first.flags & SD_CLUSTER_FLAG_AUTO_VNODES ?
+				       "auto" :
+				       "fixed");
+		if (!raw_output)
+			printf("Cluster vnode mode: ");
+		printf("%s\n", first.flags & SD_CLUSTER_FLAG_DISKMODE ? "disk" :
+									"node");
+	} else {
+		printf("\n");
+	}
+
+	if (!raw_output && nr > 0) {
+		time_t created = (time_t)(recs[0].log.ctime >> 32);
+
+		printf("Cluster created at %s\n", ctime(&created));
+		printf("Epoch Time           Version [Host:Port:V-Nodes,,,]\n");
+	}
+	for (int i = 0; i < nr; i++)
+		print_epoch(recs, nr, i);
+
+	for (int i = 0; i < nr; i++)
+		free(recs[i].nodes);
+	free(recs);
+	return EXIT_SUCCESS;
+}
+
+static int cluster_shutdown(int argc, char **argv)
+{
+	struct sd_req req;
+
+	sd_init_req(&req, SD_OP_SHUTDOWN);
+	if (send_light_req(&req) < 0)
+		return EXIT_FAILURE;
+	return EXIT_SUCCESS;
+}
+
+static void cluster_parser(int ch, const char *arg)
+{
+	switch (ch) {
+	case 'b':
+		snprintf(cluster_cmd.store, sizeof(cluster_cmd.store), "%s",
+			 arg);
+		break;
+	case 'c':
+		cluster_cmd.copies =
+			parse_copy_or_exit(arg, &cluster_cmd.copy_policy);
+		break;
+	case 'f':
+		cluster_cmd.force = true;
+		break;
+	case 't':
+		cluster_cmd.strict = true;
+		break;
+	case 'l':
+		cluster_cmd.use_lock = true;
+		break;
+	case 'z':
+		cluster_cmd.block_size_shift =
+			parse_block_size_shift_or_exit(arg);
+		break;
+	case 'V':
+		cluster_cmd.fixed_vnodes = true;
+		break;
+	case 'R':
+		cluster_cmd.recycle_vid = true;
+		break;
+	case 'F':
+		cluster_cmd.avoid_diskfull = true;
+		break;
+	case 'd':
+		cluster_cmd.show_diff = true;
+		break;
+	}
+}
+
+static const struct dog_option cluster_options[] = {
+	{ 'b', "store", true, "specify backend store" },
+	{ 'c', "copies", true, "specify the default data redundancy level" },
+	{ 'f', "force", false, "do not prompt for confirmation" },
+	{ 't', "strict", false,
+	  "do not serve write request if number of nodes is not sufficient" },
+	{ 'l', "lock", false, "enable VDI locking" },
+	{ 'z', "block_size_shift", true,
+	  "specify the shift num of default data object size" },
+	{ 'V', "fixedvnodes", false, "disable automatic vnodes calculation" },
+	{ 'R', "recyclevid", false, "enable recycling of VDI ids" },
+	{ 'F', "avoid-diskfull", false,
+	  "avoid recovery that would make a disk full" },
+	{ 'd', "diff", false, "show the membership changes of each epoch" },
+	{ 0, NULL, false, NULL },
+};
+
+static const struct subcommand cluster_subcommands[] = {
+	{ "info", NULL, "aprhvTd", "show cluster information",
+	  CMD_NEED_NODELIST, cluster_info },
+	{ "format", NULL, "bcltaphzTVRfF", "create a Sheepdog store",
+	  CMD_NEED_NODELIST, cluster_format },
+	{ "shutdown", NULL, "aphT", "stop Sheepdog", 0, cluster_shutdown },
+	{ NULL, NULL, NULL, NULL, 0, NULL },
+};
+
+const struct command cluster_command = {
+	.name = "cluster",
+	.sub = cluster_subcommands,
+	.options = cluster_options,
+	.parser = cluster_parser,
+};

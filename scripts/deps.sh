@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages needed to build Sheepdog and run its test
+# suite. Packages already installed are left alone: when nothing is missing,
+# apt is not touched at all, so running this again is cheap and offline-safe.
+set -euo pipefail
+
+packages=(
+	# toolchain and build system
+	build-essential cmake ninja-build pkg-config
+	# libraries the build links against
+	libinih-dev libsystemd-dev liburcu-dev libzstd-dev libxxhash-dev
+	liburing-dev libssl-dev
+	# unit tests
+	libcmocka-dev
+	# what the scripts and functional tests run: python3 (free-port probe),
+	# procps (ps), iproute2 (ss), util-linux (setsid), coreutils (timeout)
+	python3 procps iproute2 util-linux coreutils
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+	if [[ $status != "install ok installed" ]]; then
+		missing+=("$pkg")
+	fi
+done
+
+if ((${#missing[@]} == 0)); then
+	echo "deps: all ${#packages[@]} packages already installed"
+	exit 0
+fi
+
+if [[ $(id -u) -eq 0 ]]; then
+	as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+	as_root=(sudo)
+else
+	echo "deps: not root and sudo is not installed; install as root:" >&2
+	echo "  apt-get install --no-install-recommends ${missing[*]}" >&2
+	exit 1
+fi
+
+echo "deps: installing ${missing[*]}"
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"
