@@ -386,7 +386,7 @@ int sd_read_object(uint64_t oid, void *buf, uint32_t len, uint64_t offset)
 }
 
 int sd_write_object(uint64_t oid, const void *buf, uint32_t len,
-		    uint64_t offset, bool create)
+		    uint64_t offset, bool create, uint8_t copies)
 {
 	struct request req = { 0 };
 
@@ -396,6 +396,7 @@ int sd_write_object(uint64_t oid, const void *buf, uint32_t len,
 	req.rq.data_length = len;
 	req.rq.obj.oid = oid;
 	req.rq.obj.offset = offset;
+	req.rq.obj.copies = copies;
 	req.data = (void *)buf;
 	req.data_alloc = len;
 	return create ? gateway_create_and_write_obj(&req)

@@ -5,6 +5,7 @@
  * to its class; the small node-local handlers live here too.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -348,7 +349,12 @@ static int local_md_info(struct request *req)
 		put_le32(p, 0);
 		put_le64(p + 8, avail);
 		put_le64(p + 16, size - avail);
-		snprintf((char *)p + 24, 4096, "%s/obj", sys->base_dir);
+		{
+			char dir[4200];
+
+			snprintf(dir, sizeof(dir), "%s/obj", sys->base_dir);
+			memcpy(p + 24, dir, MIN(strlen(dir), (size_t)4095));
+		}
 		put_le32(p + SD_MD_MAX_DISKS * SD_MD_INFO_ENTRY_SIZE, 1);
 	}
 	req->rp.data_length = SD_MD_INFO_SIZE;
@@ -358,13 +364,13 @@ static int local_md_info(struct request *req)
 /* ---- cluster main phases that are not about VDIs (group.c has the rest) */
 
 int cluster_make_fs_main(const struct sd_req *req, struct sd_rsp *rsp,
-			 void *data, bool from_me);
+			 void *data, const struct sd_node *sender);
 int cluster_shutdown_main(const struct sd_req *req, struct sd_rsp *rsp,
-			  void *data, bool from_me);
+			  void *data, const struct sd_node *sender);
 int cluster_recover_main(const struct sd_req *req, struct sd_rsp *rsp,
-			 void *data, bool from_me);
+			 void *data, const struct sd_node *sender);
 int cluster_alter_copy_main(const struct sd_req *req, struct sd_rsp *rsp,
-			    void *data, bool from_me);
+			    void *data, const struct sd_node *sender);
 
 #define CLUSTER_MSG_PAYLOAD (SD_MAX_CLUSTER_MSG - 2 * SD_HEADER_SIZE)
 

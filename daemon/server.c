@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -69,6 +70,8 @@ static void conn_put(struct client_conn *c)
 
 static void conn_close(struct client_conn *c)
 {
+	int dropped = 0;
+
 	if (c->dead)
 		return;
 	c->dead = true;
@@ -85,15 +88,16 @@ static void conn_close(struct client_conn *c)
 
 		list_del(&r->r_list);
 		free_request(r);
-		c->inflight--;
-		conn_put(c);
+		dropped++;
 	}
 	if (c->tx_req) {
 		free_request(c->tx_req);
 		c->tx_req = NULL;
-		c->inflight--;
-		conn_put(c);
+		dropped++;
 	}
+	/* The connection's own reference outlives these. */
+	c->inflight -= dropped;
+	c->refcnt -= dropped;
 	conn_put(c);
 }
 

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "sheepdog/layout.h"
@@ -96,7 +97,7 @@ struct sd_op_template {
 	/* Main phase of a cluster op: every node, in total order, main thread.
 	 * data is the request payload or the work phase's reply payload. */
 	int (*process_main)(const struct sd_req *req, struct sd_rsp *rsp,
-			    void *data, bool from_me);
+			    void *data, const struct sd_node *sender);
 };
 
 const struct sd_op_template *get_sd_op(uint8_t opcode);
@@ -188,7 +189,7 @@ int peer_remove_obj(struct request *req);
  * same placement and replication as client requests. SD_RES_* codes. */
 int sd_read_object(uint64_t oid, void *buf, uint32_t len, uint64_t offset);
 int sd_write_object(uint64_t oid, const void *buf, uint32_t len,
-		    uint64_t offset, bool create);
+		    uint64_t offset, bool create, uint8_t copies);
 int sd_remove_object(uint64_t oid);
 
 /* Peer connections, cached per node. */
@@ -243,6 +244,16 @@ void sys_cluster_info(struct cluster_info *ci, struct sd_node *nodes);
 
 extern struct work_queue *gateway_wq, *io_wq, *cluster_wq, *bg_wq;
 
+/* ---- recovery (recovery.c) ---- */
+
+/* Main thread, after an epoch change: fetch what this node must now hold. */
+void recovery_start(uint32_t old_epoch, uint32_t new_epoch);
+bool recovery_in_progress(void);
+/* Fetch one object this node should hold but lacks, now. SD_RES_*. */
+int recover_object_now(uint64_t oid);
+int store_create_if_absent(uint64_t oid, const void *data, uint64_t size);
+int store_stale_one(uint64_t oid, uint32_t epoch);
+
 /* ---- the VDI namespace (vdi.c) ---- */
 
 int vdi_init(void);
@@ -261,17 +272,15 @@ void vdi_bitmap_copy(uint8_t *dst, bool deleted);
 /* Work and main phases of VDI cluster ops */
 int vdi_new_work(struct request *req);
 int vdi_new_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
-		 bool from_me);
+		 const struct sd_node *sender);
 int vdi_del_work(struct request *req);
 int vdi_del_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
-		 bool from_me);
+		 const struct sd_node *sender);
 int vdi_lookup_work(struct request *req);
 int vdi_lock_work(struct request *req);
 int vdi_lock_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
-		  bool from_me);
+		 const struct sd_node *sender);
 int vdi_release_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
-		     bool from_me);
-int vdi_add_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
-		 bool from_me);
+		 const struct sd_node *sender);
 
 #endif

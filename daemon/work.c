@@ -111,7 +111,7 @@ struct work_queue *create_work_queue(const char *name, int nr_threads)
 			abort();
 		}
 		pthread_attr_destroy(&attr);
-		snprintf(tname, sizeof(tname), "%.10s%d", name, i);
+		snprintf(tname, sizeof(tname), "%.8s%d", name, i % 100);
 		pthread_setname_np(t, tname);
 		pthread_detach(t);
 	}

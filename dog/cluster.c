@@ -29,11 +29,11 @@ static struct cluster_cmd_data {
 } cluster_cmd;
 
 static const char format_prompt[] =
-	"    __\n"
-	"   ()'`;\n"
-	"   /\\|`\n"
-	"  /  |   Caution! The cluster is not empty.\n"
-	"(/_)_|_  Are you sure you want to continue? [yes/no]: ";
+    "    __\n"
+    "   ()'`;\n"
+    "   /\\|`\n"
+    "  /  |   Caution! The cluster is not empty.\n"
+    "(/_)_|_  Are you sure you want to continue? [yes/no]: ";
 
 /* Every storage node's vnode strategy must match the -V choice. */
 static int check_vnode_strategy(void)
@@ -70,9 +70,10 @@ static int check_vnode_strategy(void)
 			continue;
 		auto_vnodes = ci.flags & SD_CLUSTER_FLAG_AUTO_VNODES;
 		if (auto_vnodes && cluster_cmd.fixed_vnodes) {
-			sd_err("Can not apply the option of '-V', because there "
-			       "are vnode strategy of sheep is auto in the "
-			       "cluster");
+			sd_err(
+			    "Can not apply the option of '-V', because there "
+			    "are vnode strategy of sheep is auto in the "
+			    "cluster");
 			ret = EXIT_FAILURE;
 			break;
 		}
@@ -118,8 +119,8 @@ static bool cluster_has_vdis(const uint8_t *bitmap)
 
 static int cluster_format(int argc, char **argv)
 {
-	const char *store = cluster_cmd.store[0] ? cluster_cmd.store :
-						   DEFAULT_STORE;
+	const char *store =
+	    cluster_cmd.store[0] ? cluster_cmd.store : DEFAULT_STORE;
 	uint8_t *bitmap;
 	struct sd_req req;
 	struct sd_rsp rsp;
@@ -230,8 +231,7 @@ static void print_epoch(const struct epoch_record *recs, int nr, int i)
 		localtime_r(&t, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
 	}
-	printf(raw_output ? "%s %" PRIu32 : "%s %6" PRIu32, when,
-	       r->log.epoch);
+	printf(raw_output ? "%s %" PRIu32 : "%s %6" PRIu32, when, r->log.epoch);
 	printf(" [");
 	if (!cluster_cmd.show_diff)
 		print_epoch_nodes(r);
@@ -282,7 +282,7 @@ static int stat_cluster(uint8_t **bufp, size_t *lenp, uint32_t *stride,
 static int cluster_info(int argc, char **argv)
 {
 	struct epoch_record *recs = NULL;
-	struct epoch_log first = { 0 };
+	struct epoch_log first = {0};
 	struct sd_rsp rsp;
 	uint8_t *buf;
 	uint32_t stride;
@@ -300,8 +300,8 @@ static int cluster_info(int argc, char **argv)
 
 		epoch_log_decode(p, &recs[i].log);
 		recs[i].log.nr_nodes = MIN(recs[i].log.nr_nodes, stride);
-		recs[i].nodes = xcalloc(stride ? stride : 1,
-					sizeof(struct sd_node));
+		recs[i].nodes =
+		    xcalloc(stride ? stride : 1, sizeof(struct sd_node));
 		for (uint32_t j = 0; j < recs[i].log.nr_nodes; j++)
 			sd_node_decode(p + SD_EPOCH_LOG_HDR + j * SD_NODE_SIZE,
 				       &recs[i].nodes[j]);
@@ -332,13 +332,13 @@ static int cluster_info(int argc, char **argv)
 			printf("%s\n", sd_strerror(rsp.result));
 		if (!raw_output)
 			printf("Cluster vnodes strategy: ");
-		printf("%s\n", first.flags & SD_CLUSTER_FLAG_AUTO_VNODES ?
-				       "auto" :
-				       "fixed");
+		printf("%s\n", first.flags & SD_CLUSTER_FLAG_AUTO_VNODES
+				   ? "auto"
+				   : "fixed");
 		if (!raw_output)
 			printf("Cluster vnode mode: ");
-		printf("%s\n", first.flags & SD_CLUSTER_FLAG_DISKMODE ? "disk" :
-									"node");
+		printf("%s\n", first.flags & SD_CLUSTER_FLAG_DISKMODE ? "disk"
+								      : "node");
 	} else {
 		printf("\n");
 	}
@@ -377,7 +377,7 @@ static void cluster_parser(int ch, const char *arg)
 		break;
 	case 'c':
 		cluster_cmd.copies =
-			parse_copy_or_exit(arg, &cluster_cmd.copy_policy);
+		    parse_copy_or_exit(arg, &cluster_cmd.copy_policy);
 		break;
 	case 'f':
 		cluster_cmd.force = true;
@@ -390,7 +390,7 @@ static void cluster_parser(int ch, const char *arg)
 		break;
 	case 'z':
 		cluster_cmd.block_size_shift =
-			parse_block_size_shift_or_exit(arg);
+		    parse_block_size_shift_or_exit(arg);
 		break;
 	case 'V':
 		cluster_cmd.fixed_vnodes = true;
@@ -408,34 +408,34 @@ static void cluster_parser(int ch, const char *arg)
 }
 
 static const struct dog_option cluster_options[] = {
-	{ 'b', "store", true, "specify backend store" },
-	{ 'c', "copies", true, "specify the default data redundancy level" },
-	{ 'f', "force", false, "do not prompt for confirmation" },
-	{ 't', "strict", false,
-	  "do not serve write request if number of nodes is not sufficient" },
-	{ 'l', "lock", false, "enable VDI locking" },
-	{ 'z', "block_size_shift", true,
-	  "specify the shift num of default data object size" },
-	{ 'V', "fixedvnodes", false, "disable automatic vnodes calculation" },
-	{ 'R', "recyclevid", false, "enable recycling of VDI ids" },
-	{ 'F', "avoid-diskfull", false,
-	  "avoid recovery that would make a disk full" },
-	{ 'd', "diff", false, "show the membership changes of each epoch" },
-	{ 0, NULL, false, NULL },
+    {'b', "store", true, "specify backend store"},
+    {'c', "copies", true, "specify the default data redundancy level"},
+    {'f', "force", false, "do not prompt for confirmation"},
+    {'t', "strict", false,
+     "do not serve write request if number of nodes is not sufficient"},
+    {'l', "lock", false, "enable VDI locking"},
+    {'z', "block_size_shift", true,
+     "specify the shift num of default data object size"},
+    {'V', "fixedvnodes", false, "disable automatic vnodes calculation"},
+    {'R', "recyclevid", false, "enable recycling of VDI ids"},
+    {'F', "avoid-diskfull", false,
+     "avoid recovery that would make a disk full"},
+    {'d', "diff", false, "show the membership changes of each epoch"},
+    {0, NULL, false, NULL},
 };
 
 static const struct subcommand cluster_subcommands[] = {
-	{ "info", NULL, "aprhvTd", "show cluster information",
-	  CMD_NEED_NODELIST, cluster_info },
-	{ "format", NULL, "bcltaphzTVRfF", "create a Sheepdog store",
-	  CMD_NEED_NODELIST, cluster_format },
-	{ "shutdown", NULL, "aphT", "stop Sheepdog", 0, cluster_shutdown },
-	{ NULL, NULL, NULL, NULL, 0, NULL },
+    {"info", NULL, "aprhvTd", "show cluster information", CMD_NEED_NODELIST,
+     cluster_info},
+    {"format", NULL, "bcltaphzTVRfF", "create a Sheepdog store",
+     CMD_NEED_NODELIST, cluster_format},
+    {"shutdown", NULL, "aphT", "stop Sheepdog", 0, cluster_shutdown},
+    {NULL, NULL, NULL, NULL, 0, NULL},
 };
 
 const struct command cluster_command = {
-	.name = "cluster",
-	.sub = cluster_subcommands,
-	.options = cluster_options,
-	.parser = cluster_parser,
+    .name = "cluster",
+    .sub = cluster_subcommands,
+    .options = cluster_options,
+    .parser = cluster_parser,
 };

@@ -192,8 +192,8 @@ int dog_write_object(uint64_t oid, uint64_t cow_oid, const void *data,
 	struct sd_req req;
 	struct sd_rsp rsp;
 
-	sd_init_req(&req, create ? SD_OP_CREATE_AND_WRITE_OBJ :
-				   SD_OP_WRITE_OBJ);
+	sd_init_req(&req,
+		    create ? SD_OP_CREATE_AND_WRITE_OBJ : SD_OP_WRITE_OBJ);
 	req.flags = flags | SD_FLAG_CMD_WRITE;
 	if (cow_oid)
 		req.flags |= SD_FLAG_CMD_COW;
@@ -305,16 +305,23 @@ int dog_read_vdi_bitmap(uint8_t opcode, uint8_t *bitmap)
 	return 0;
 }
 
+void put_fixed_str(char *field, size_t field_len, const char *s)
+{
+	size_t n = strnlen(s, field_len - 1);
+
+	memcpy(field, s, n);
+	memset(field + n, 0, field_len - n);
+}
+
 int dog_find_vdi(const char *name, uint32_t snapid, const char *tag,
 		 uint32_t *vid)
 {
-	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN] = { 0 };
+	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN] = {0};
 	struct sd_req req;
 	struct sd_rsp rsp;
 
-	strncpy(buf, name, SD_MAX_VDI_LEN - 1);
-	if (tag)
-		strncpy(buf + SD_MAX_VDI_LEN, tag, SD_MAX_VDI_TAG_LEN - 1);
+	put_fixed_str(buf, SD_MAX_VDI_LEN, name);
+	put_fixed_str(buf + SD_MAX_VDI_LEN, SD_MAX_VDI_TAG_LEN, tag ? tag : "");
 	sd_init_req(&req, SD_OP_GET_VDI_INFO);
 	req.flags = SD_FLAG_CMD_WRITE;
 	req.data_length = sizeof(buf);
@@ -338,7 +345,7 @@ int dog_read_inode_header(uint32_t vid, struct sd_inode_header *h)
 }
 
 int dog_open_vdi(const char *name, uint32_t snapid, const char *tag,
-		 uint32_t *vid, struct sd_inode_header *h)
+		 uint32_t *vid, struct sd_inode_header *h, struct vdi_index *ix)
 {
 	int ret = dog_find_vdi(name, snapid, tag, vid);
 
@@ -350,7 +357,13 @@ int dog_open_vdi(const char *name, uint32_t snapid, const char *tag,
 		       name, snapid, tag ? tag : "", sd_strerror(ret));
 		return EXIT_FAILURE;
 	}
-	if (dog_read_inode_header(*vid, h) != SD_RES_SUCCESS) {
+	ret = dog_read_inode_header(*vid, h);
+	if (ret == SD_RES_SUCCESS && ix) {
+		ret = dog_read_vdi_index(h, ix);
+		if (ret != SD_RES_SUCCESS)
+			vdi_index_free(ix);
+	}
+	if (ret != SD_RES_SUCCESS) {
 		if (snapid)
 			sd_err("Failed to read a snapshot %s:%" PRIu32, name,
 			       snapid);
@@ -568,8 +581,7 @@ uint8_t parse_block_size_shift_or_exit(const char *s)
 	return (uint8_t)shift;
 }
 
-char *redundancy_str(uint8_t copies, uint8_t copy_policy, char *buf,
-		     size_t len)
+char *redundancy_str(uint8_t copies, uint8_t copy_policy, char *buf, size_t len)
 {
 	int d, p;
 

@@ -29,21 +29,22 @@ bool raw_output;
 bool verbose;
 
 static const struct command *const commands[] = {
-	&vdi_command,
-	&node_command,
-	&cluster_command,
+    &vdi_command,
+    &node_command,
+    &cluster_command,
 };
 
 static const struct dog_option global_options[] = {
-	{ 'a', "address", true, "specify the daemon address (default: localhost)" },
-	{ 'p', "port", true, "specify the daemon port" },
-	{ 'r', "raw", false,
-	  "raw output mode: omit headers, separate fields with\n"
-	  "                          single spaces and print all sizes in decimal bytes" },
-	{ 'v', "verbose", false, "print more information than default" },
-	{ 'h', "help", false, "display this help and exit" },
-	{ 'T', "time", false, "show elapsed time" },
-	{ 0, NULL, false, NULL },
+    {'a', "address", true, "specify the daemon address (default: localhost)"},
+    {'p', "port", true, "specify the daemon port"},
+    {'r', "raw", false,
+     "raw output mode: omit headers, separate fields with\n"
+     "                          single spaces and print all sizes in decimal "
+     "bytes"},
+    {'v', "verbose", false, "print more information than default"},
+    {'h', "help", false, "display this help and exit"},
+    {'T', "time", false, "show elapsed time"},
+    {0, NULL, false, NULL},
 };
 
 static bool is_help_word(const char *s)
@@ -148,7 +149,7 @@ invalid_subcommand(const struct command *cmd, const char *name)
 
 static bool valid_host(const char *host)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
 
 	if (getaddrinfo(host, NULL, &hints, &res))
 		return false;
@@ -198,7 +199,8 @@ static void log_invocation(int argc, char **argv)
 
 		if (f) {
 			localtime_r(&now, &tm);
-			strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+			strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S",
+				 &tm);
 			fprintf(f, "%s %s\n", stamp, line.buf);
 			fclose(f);
 		}
@@ -224,8 +226,8 @@ static void build_options(const struct command *cmd,
 		if (o->has_arg)
 			*shortopts++ = ':';
 		longopts[n].name = o->name;
-		longopts[n].has_arg = o->has_arg ? required_argument :
-						   no_argument;
+		longopts[n].has_arg =
+		    o->has_arg ? required_argument : no_argument;
 		longopts[n].flag = NULL;
 		longopts[n].val = o->ch;
 		n++;
@@ -319,6 +321,7 @@ int main(int argc, char **argv)
 	if (ret == EXIT_USAGE)
 		subcommand_usage(cmd, sub, EXIT_USAGE);
 	if (elapsed)
-		printf("\nElapsed time: %.3lf seconds\n", now_seconds() - start);
+		printf("\nElapsed time: %.3lf seconds\n",
+		       now_seconds() - start);
 	return ret;
 }

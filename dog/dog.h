@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h> /* EXIT_SUCCESS, EXIT_FAILURE */
 
 #include "sheepdog/layout.h"
 #include "sheepdog/log.h"
@@ -47,7 +48,7 @@ struct subcommand {
 
 struct command {
 	const char *name;
-	const struct subcommand *sub; /* terminated by a NULL name */
+	const struct subcommand *sub;	  /* terminated by a NULL name */
 	const struct dog_option *options; /* group options, NULL-name ended */
 	/* handles the group's own option letters; exits on a bad value */
 	void (*parser)(int ch, const char *arg);
@@ -60,7 +61,7 @@ extern const struct command cluster_command;
 /* ---- global state, set by dog.c before a command runs ---- */
 
 extern const char *sd_host; /* -a, $SHEEPDOG_DOG_ADDR, or 127.0.0.1 */
-extern int sd_port;         /* -p, $SHEEPDOG_DOG_PORT, or 7000 */
+extern int sd_port;	    /* -p, $SHEEPDOG_DOG_PORT, or 7000 */
 extern bool raw_output;
 extern bool verbose;
 
@@ -111,6 +112,10 @@ void dog_update_node_list(void);
 
 /* ---- VDIs (common.c) ---- */
 
+/* Copy a string into a NUL-padded fixed field of the wire (at most
+ * field - 1 characters, like upstream's pstrcpy). */
+void put_fixed_str(char *field, size_t field_len, const char *s);
+
 /* READ_VDIS or READ_DEL_VDIS into a SD_VDI_BITMAP_SIZE buffer. 0 or -1
  * (message printed). */
 int dog_read_vdi_bitmap(uint8_t opcode, uint8_t *bitmap);
@@ -131,7 +136,7 @@ int dog_find_vdi(const char *name, uint32_t snapid, const char *tag,
  * (idx, vid) for hyper volumes whose B-tree was read. */
 struct vdi_index {
 	uint64_t nr_slots;
-	uint32_t *slots; /* flat: nr_slots entries */
+	uint32_t *slots;	     /* flat: nr_slots entries */
 	uint32_t *ent_idx, *ent_vid; /* hyper: nr_ents sorted entries */
 	uint64_t nr_ents;
 };
@@ -145,12 +150,13 @@ int dog_read_vdi_index(const struct sd_inode_header *h, struct vdi_index *ix);
 int dog_read_inode_header(uint32_t vid, struct sd_inode_header *h);
 
 /*
- * Look a VDI up and read its header, printing upstream's messages:
- * "Failed to open VDI ..." or "Failed to read a snapshot/vdi ...".
- * EXIT_SUCCESS or an exit code.
+ * Look a VDI up and read its header (and its index when ix is not NULL),
+ * printing upstream's messages: "Failed to open VDI ..." or "Failed to
+ * read a snapshot/vdi ...". EXIT_SUCCESS or an exit code.
  */
 int dog_open_vdi(const char *name, uint32_t snapid, const char *tag,
-		 uint32_t *vid, struct sd_inode_header *h);
+		 uint32_t *vid, struct sd_inode_header *h,
+		 struct vdi_index *ix);
 
 /*
  * Call fn for every live VDI and snapshot in ascending vid order: the

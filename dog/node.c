@@ -61,8 +61,8 @@ static int node_info(int argc, char **argv)
 		}
 		size = rsp.node.store_size;
 		free_bytes = rsp.node.store_free;
-		printf(raw_output ? "%d %s %s %s %d%%\n" :
-				    "%2d\t%s\t%s\t%s\t%3d%%\n",
+		printf(raw_output ? "%d %s %s %s %d%%\n"
+				  : "%2d\t%s\t%s\t%s\t%3d%%\n",
 		       i, strnum(size, a), strnum(size - free_bytes, b),
 		       strnum(free_bytes, c), used_percent(size, free_bytes));
 		total_size += size;
@@ -77,8 +77,8 @@ static int node_info(int argc, char **argv)
 	if (dog_for_each_vdi(false, add_vdi_size, &total_vdi_size) < 0)
 		return EXIT_SYSFAIL;
 
-	printf(raw_output ? "Total %s %s %s %d%% %s\n" :
-			    "Total\t%s\t%s\t%s\t%3d%%\n\n"
+	printf(raw_output ? "Total %s %s %s %d%% %s\n"
+			  : "Total\t%s\t%s\t%s\t%3d%%\n\n"
 			    "Total virtual image size\t%s\n",
 	       strnum(total_size, a), strnum(total_size - total_free, b),
 	       strnum(total_free, c), used_percent(total_size, total_free),
@@ -87,15 +87,15 @@ static int node_info(int argc, char **argv)
 }
 
 static const struct subcommand node_subcommands[] = {
-	{ "list", NULL, "aprhT", "list nodes", CMD_NEED_NODELIST, node_list },
-	{ "info", NULL, "aprhT", "show information about each node",
-	  CMD_NEED_NODELIST, node_info },
-	{ NULL, NULL, NULL, NULL, 0, NULL },
+    {"list", NULL, "aprhT", "list nodes", CMD_NEED_NODELIST, node_list},
+    {"info", NULL, "aprhT", "show information about each node",
+     CMD_NEED_NODELIST, node_info},
+    {NULL, NULL, NULL, NULL, 0, NULL},
 };
 
 const struct command node_command = {
-	.name = "node",
-	.sub = node_subcommands,
-	.options = NULL,
-	.parser = NULL,
+    .name = "node",
+    .sub = node_subcommands,
+    .options = NULL,
+    .parser = NULL,
 };

@@ -39,10 +39,13 @@ struct cluster_driver {
 };
 
 /* Called by drivers, on the main thread, in total order. */
+/* On one member: judge a join. reply has *reply_len bytes of room and gets
+ * the payload every node will see in sd_accept_handler. */
 enum cluster_join_result sd_join_handler(const struct sd_node *joining,
 					 const struct sd_node *members,
-					 size_t nr_members, void *opaque,
-					 size_t opaque_len);
+					 size_t nr_members, const void *opaque,
+					 size_t opaque_len, void *reply,
+					 size_t *reply_len);
 void sd_accept_handler(const struct sd_node *joined,
 		       const struct sd_node *members, size_t nr_members,
 		       const void *opaque, size_t opaque_len);

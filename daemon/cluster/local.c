@@ -1,7 +1,7 @@
 /*
  * The local cluster driver: several sheep on one host agree on membership
  * and message order through an append-only event log in one file
- * (`-c local[:PATH]`, default /tmp/sheepdog-local). Appends are serialised
+ * (`-c local[:PATH]`, default /tmp/sheepdog_shm). Appends are serialised
  * with flock(); every sheep replays the whole log in order, so all of them
  * compute the same members, pending joins and block queue, and deliver the
  * same events in the same order. inotify wakes readers; a 100 ms timer is
@@ -66,7 +66,7 @@ struct blocker {
 	uint64_t join_seq;
 };
 
-static char log_path[4096] = "/tmp/sheepdog-local";
+static char log_path[4096] = "/tmp/sheepdog_shm";
 static int log_fd = -1;
 static int inotify_fd = -1;
 static uint64_t read_off = LOG_HDR_SIZE;
@@ -237,17 +237,18 @@ static void handle_pending_joins(void)
 {
 	while (i_am_master() && nr_pending) {
 		struct pending_join *pj = &pending[0];
-		void *buf = xmalloc(pj->len ? pj->len : 1);
+		size_t len = SD_CLUSTER_INFO_HDR +
+			     (size_t)SD_MAX_NODES * SD_NODE_SIZE;
+		void *buf = xzalloc(len);
 		enum cluster_join_result res;
 		uint64_t seq = pj->m.join_seq;
 		int ret;
 
-		memcpy(buf, pj->payload, pj->len);
 		res = sd_join_handler(&pj->m.node, member_nodes(), nr_members,
-				      buf, pj->len);
+				      pj->payload, pj->len, buf, &len);
 		ret = append_rec(REC_ACCEPT, seq,
 				 res == CJ_RESULT_SUCCESS ? 0 : 1, &pj->m.node,
-				 buf, pj->len, true, NULL);
+				 buf, len, true, NULL);
 		free(buf);
 		if (ret == -EAGAIN) {
 			/* Someone appended meanwhile: catch up, decide again. */
@@ -343,6 +344,8 @@ static void apply_rec(const struct rec *r)
 				remove_pending_at(i);
 				break;
 			}
+		if (r->len < 4)
+			break;
 		i = find_member(get_le32(r->payload), r->ref);
 		if (i < 0)
 			break;

@@ -481,7 +481,7 @@ static void stale_dir_fn(const char *dir)
 		return;
 	while ((de = readdir(d))) {
 		uint64_t oid;
-		char from[4400], to[4400];
+		char from[4600], to[4600];
 
 		if (strstr(de->d_name, ".tmp") ||
 		    !parse_obj_name(de->d_name, &oid))
@@ -518,4 +518,45 @@ int store_sync(void)
 	if (!store_nosync || obj_dir_fd < 0)
 		return 0;
 	return syncfs(obj_dir_fd) < 0 ? -errno : 0;
+}
+
+/*
+ * Recovery's create: the object appears whole or not at all, and never
+ * replaces a copy that a client wrote meanwhile (link fails if it exists).
+ */
+int store_create_if_absent(uint64_t oid, const void *data, uint64_t size)
+{
+	char path[4400], tmp[4500], dir[4200];
+	int fd, ret;
+
+	obj_path(oid, 0, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path,
+		 (long)syscall(SYS_gettid));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return errno_to_result(errno);
+	ret = write_full_at(fd, data, size, 0);
+	if (ret == 0 && !store_nosync && fdatasync(fd) < 0)
+		ret = -errno;
+	close(fd);
+	if (ret == 0 && link(tmp, path) < 0 && errno != EEXIST)
+		ret = -errno;
+	unlink(tmp);
+	if (ret < 0)
+		return errno_to_result(-ret);
+	obj_subdir(oid, dir, sizeof(dir));
+	return sync_dir(dir) < 0 ? SD_RES_EIO : SD_RES_SUCCESS;
+}
+
+/* Move one object that this node no longer holds out of the live set. */
+int store_stale_one(uint64_t oid, uint32_t epoch)
+{
+	char from[4400], to[4400];
+
+	obj_path(oid, 0, from, sizeof(from));
+	snprintf(to, sizeof(to), "%s/%016" PRIx64 ".%u", stale_dir, oid,
+		 epoch);
+	if (rename(from, to) < 0)
+		return errno_to_result(errno);
+	return SD_RES_SUCCESS;
 }

@@ -87,8 +87,8 @@ PY
 pick_port_base() {
 	local try base
 	for ((try = 0; try < 100; try++)); do
-		# Aligned blocks: two tests either pick the same block (and the
-		# probe sees the first one's listeners) or disjoint ones.
+		# Aligned blocks: two tests running at once either pick the
+		# same block (about 1 chance in 1250) or disjoint ones.
 		base=$((20000 + ((RANDOM << 15 | RANDOM) % (40000 - SD_PORT_BLOCK))))
 		base=$((base - base % SD_PORT_BLOCK))
 		if ports_free "$base" "$SD_PORT_BLOCK"; then

@@ -1,0 +1,389 @@
+/*
+ * sheep's configuration: upstream's command-line flags and the
+ * `--config FILE` file of `key = value` lines (sheepdog.conf(5)), where
+ * every flag has a key. The file is read first and flags override it. Each
+ * value is checked here, with a message naming where it came from, before
+ * the daemon acts on any of it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+#include "sheepdog/layout.h"
+#include "sheepdog/util.h"
+
+static const char *short_opts = "b:c:Dfgl:np:P:vV:y:z:h";
+
+enum { OPT_CONFIG = 0x100 };
+
+static const struct option long_opts[] = {
+	{ "bindaddr", required_argument, NULL, 'b' },
+	{ "cluster", required_argument, NULL, 'c' },
+	{ "directio", no_argument, NULL, 'D' },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "gateway", no_argument, NULL, 'g' },
+	{ "log", required_argument, NULL, 'l' },
+	{ "nosync", no_argument, NULL, 'n' },
+	{ "port", required_argument, NULL, 'p' },
+	{ "pidfile", required_argument, NULL, 'P' },
+	{ "version", no_argument, NULL, 'v' },
+	{ "vnodes", required_argument, NULL, 'V' },
+	{ "myaddr", required_argument, NULL, 'y' },
+	{ "zone", required_argument, NULL, 'z' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ NULL, 0, NULL, 0 },
+};
+
+void usage(int status)
+{
+	FILE *f = status ? stderr : stdout;
+
+	fprintf(f,
+		"Usage: sheep [OPTION]... [PATH]\n"
+		"Sheepdog daemon: stores objects in PATH (default /tmp)\n"
+		"\n"
+		"  -b, --bindaddr IP     listen on this address only\n"
+		"  -c, --cluster DRIVER  cluster driver: local[:PATH]\n"
+		"  -D, --directio        use O_DIRECT for object I/O\n"
+		"  -f, --foreground      stay in the foreground\n"
+		"  -g, --gateway         serve requests but store nothing\n"
+		"  -l, --log level=L,dir=D,format=F,dst=T\n"
+		"                        level emerg..debug, format default|server|json,\n"
+		"                        dst default|stdout|syslog\n"
+		"  -n, --nosync          do not sync writes before acknowledging them\n"
+		"  -p, --port PORT       TCP port (default 7000)\n"
+		"  -P, --pidfile PATH    write and lock a pid file\n"
+		"  -v, --version         print the version\n"
+		"  -V, --vnodes N        fixed number of virtual nodes (1..65535)\n"
+		"  -y, --myaddr IP       address announced to other sheep\n"
+		"  -z, --zone N          failure zone\n"
+		"      --config FILE     read settings from FILE (sheepdog.conf(5))\n"
+		"  -h, --help            show this help\n");
+	exit(status);
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1")) {
+		*out = true;
+		return 0;
+	}
+	if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0")) {
+		*out = false;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int copy_str(char *dst, size_t len, const char *v)
+{
+	if (strlen(v) >= len)
+		return -ENAMETOOLONG;
+	strcpy(dst, v);
+	return 0;
+}
+
+static int set_port(struct sheep_opts *o, const char *v)
+{
+	uint32_t p;
+
+	if (parse_u32(v, 10, &p) < 0 || p < 1 || p > 65535)
+		return -EINVAL;
+	o->port = p;
+	return 0;
+}
+
+static int set_zone(struct sheep_opts *o, const char *v)
+{
+	if (parse_u32(v, 10, &o->zone) < 0)
+		return -EINVAL;
+	o->zone_set = true;
+	return 0;
+}
+
+static int set_vnodes(struct sheep_opts *o, const char *v)
+{
+	uint32_t n;
+
+	if (!strcmp(v, "auto")) {
+		o->vnodes = 0;
+		return 0;
+	}
+	if (parse_u32(v, 10, &n) < 0 || n < 1 || n > 65535)
+		return -EINVAL;
+	o->vnodes = n;
+	return 0;
+}
+
+static int set_log_level(struct sheep_opts *o, const char *v)
+{
+	int l = log_level_from_name(v);
+	uint32_t n;
+
+	if (l < 0 && parse_u32(v, 10, &n) == 0 && n <= 7)
+		l = n;
+	if (l < 0)
+		return -EINVAL;
+	o->log_level = l;
+	return 0;
+}
+
+static int set_log_format(struct sheep_opts *o, const char *v)
+{
+	if (!strcmp(v, "default"))
+		o->log_format = LOG_FORMAT_DEFAULT;
+	else if (!strcmp(v, "server"))
+		o->log_format = LOG_FORMAT_SERVER;
+	else if (!strcmp(v, "json"))
+		o->log_format = LOG_FORMAT_JSON;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int set_log_dst(struct sheep_opts *o, const char *v)
+{
+	if (!strcmp(v, "default"))
+		o->log_dst = LOG_DST_FILE;
+	else if (!strcmp(v, "stdout"))
+		o->log_dst = LOG_DST_STDERR;
+	else if (!strcmp(v, "syslog"))
+		o->log_dst = LOG_DST_SYSLOG;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int check_addr(const char *v)
+{
+	uint8_t a[16];
+
+	return str_to_addr(v, a);
+}
+
+/* -l level=L,dir=D,format=F,dst=T (a bare level is accepted too). */
+static int parse_log_opt(struct sheep_opts *o, const char *arg)
+{
+	char *s = xstrdup(arg), *save = NULL, *tok;
+	int ret = 0;
+
+	for (tok = strtok_r(s, ",", &save); tok && !ret;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+
+		if (!eq) {
+			ret = set_log_level(o, tok);
+			continue;
+		}
+		*eq++ = '\0';
+		if (!strcmp(tok, "level"))
+			ret = set_log_level(o, eq);
+		else if (!strcmp(tok, "dir"))
+			ret = copy_str(o->log_dir, sizeof(o->log_dir), eq);
+		else if (!strcmp(tok, "format"))
+			ret = set_log_format(o, eq);
+		else if (!strcmp(tok, "dst"))
+			ret = set_log_dst(o, eq);
+		else
+			ret = -EINVAL;
+	}
+	free(s);
+	return ret;
+}
+
+struct ini_ctx {
+	struct sheep_opts *o;
+	const char *bad_key;
+};
+
+static int conf_handler(void *user, const char *section, const char *name,
+		       const char *value)
+{
+	struct ini_ctx *ctx = user;
+	struct sheep_opts *o = ctx->o;
+	int ret;
+
+	ctx->bad_key = NULL;
+	if (section[0]) {
+		ctx->bad_key = section;
+		return 0;
+	}
+	if (!strcmp(name, "dir"))
+		ret = copy_str(o->dir, sizeof(o->dir), value);
+	else if (!strcmp(name, "port"))
+		ret = set_port(o, value);
+	else if (!strcmp(name, "bind_address"))
+		ret = check_addr(value) ?: copy_str(o->bindaddr,
+						    sizeof(o->bindaddr), value);
+	else if (!strcmp(name, "my_address"))
+		ret = check_addr(value) ?: copy_str(o->myaddr,
+						    sizeof(o->myaddr), value);
+	else if (!strcmp(name, "zone"))
+		ret = set_zone(o, value);
+	else if (!strcmp(name, "cluster"))
+		ret = copy_str(o->cluster, sizeof(o->cluster), value);
+	else if (!strcmp(name, "log_level"))
+		ret = set_log_level(o, value);
+	else if (!strcmp(name, "log_dir"))
+		ret = copy_str(o->log_dir, sizeof(o->log_dir), value);
+	else if (!strcmp(name, "log_format"))
+		ret = set_log_format(o, value);
+	else if (!strcmp(name, "log_destination"))
+		ret = set_log_dst(o, value);
+	else if (!strcmp(name, "foreground"))
+		ret = parse_bool(value, &o->foreground);
+	else if (!strcmp(name, "nosync"))
+		ret = parse_bool(value, &o->nosync);
+	else if (!strcmp(name, "pidfile"))
+		ret = copy_str(o->pidfile, sizeof(o->pidfile), value);
+	else if (!strcmp(name, "vnodes"))
+		ret = set_vnodes(o, value);
+	else if (!strcmp(name, "gateway"))
+		ret = parse_bool(value, &o->gateway);
+	else if (!strcmp(name, "directio"))
+		ret = parse_bool(value, &o->directio);
+	else
+		ret = -ENOENT;
+	if (ret) {
+		ctx->bad_key = name;
+		return 0;
+	}
+	return 1;
+}
+
+static void load_config_file(struct sheep_opts *o, const char *path)
+{
+	struct ini_ctx ctx = { .o = o };
+	int line = ini_parse(path, conf_handler, &ctx);
+
+	if (line == -1) {
+		fprintf(stderr, "sheep: cannot open config file %s: %s\n", path,
+			strerror(errno));
+		exit(1);
+	}
+	if (line != 0) {
+		if (ctx.bad_key)
+			fprintf(stderr,
+				"sheep: %s:%d: invalid key or value for '%s'\n",
+				path, line, ctx.bad_key);
+		else
+			fprintf(stderr, "sheep: %s:%d: syntax error\n", path,
+				line);
+		exit(1);
+	}
+}
+
+static void bad_opt(char opt, const char *arg, const char *why)
+{
+	fprintf(stderr, "sheep: invalid -%c '%s': %s\n", opt, arg, why);
+	exit(1);
+}
+
+void parse_options(struct sheep_opts *o, int argc, char **argv)
+{
+	int ch, idx;
+
+	memset(o, 0, sizeof(*o));
+	o->port = 7000;
+	strcpy(o->cluster, "local");
+	strcpy(o->dir, "/tmp");
+	o->log_level = 6;
+	o->log_format = LOG_FORMAT_SERVER;
+	o->log_dst = LOG_DST_FILE;
+
+	/* The file first, so that flags override it wherever they appear. */
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			load_config_file(o, argv[++i]);
+		else if (!strncmp(argv[i], "--config=", 9))
+			load_config_file(o, argv[i] + 9);
+	}
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, short_opts, long_opts, &idx)) !=
+	       -1) {
+		switch (ch) {
+		case 'b':
+			if (check_addr(optarg) < 0 ||
+			    copy_str(o->bindaddr, sizeof(o->bindaddr), optarg))
+				bad_opt(ch, optarg, "not an IP address");
+			break;
+		case 'c':
+			if (copy_str(o->cluster, sizeof(o->cluster), optarg))
+				bad_opt(ch, optarg, "too long");
+			break;
+		case 'D':
+			o->directio = true;
+			break;
+		case 'f':
+			o->foreground = true;
+			break;
+		case 'g':
+			o->gateway = true;
+			break;
+		case 'l':
+			if (parse_log_opt(o, optarg) < 0)
+				bad_opt(ch, optarg,
+					"expected level=L,dir=D,format=F,dst=T");
+			break;
+		case 'n':
+			o->nosync = true;
+			break;
+		case 'p':
+			if (set_port(o, optarg) < 0)
+				bad_opt(ch, optarg, "port must be 1 to 65535");
+			break;
+		case 'P':
+			if (copy_str(o->pidfile, sizeof(o->pidfile), optarg))
+				bad_opt(ch, optarg, "too long");
+			break;
+		case 'v':
+			printf("Sheepdog daemon version %s\n", SD_VERSION);
+			exit(0);
+		case 'V':
+			if (set_vnodes(o, optarg) < 0 || !o->vnodes)
+				bad_opt(ch, optarg, "vnodes must be 1 to 65535");
+			break;
+		case 'y':
+			if (check_addr(optarg) < 0 ||
+			    copy_str(o->myaddr, sizeof(o->myaddr), optarg))
+				bad_opt(ch, optarg, "not an IP address");
+			break;
+		case 'z':
+			if (set_zone(o, optarg) < 0)
+				bad_opt(ch, optarg,
+					"zone must be an unsigned 32-bit number");
+			break;
+		case 'h':
+			usage(0);
+			break;
+		case OPT_CONFIG:
+			break;
+		default:
+			usage(1);
+		}
+	}
+	if (optind < argc) {
+		if (argc - optind > 1)
+			usage(1);
+		if (strchr(argv[optind], ',')) {
+			fprintf(stderr, "sheep: several disks (%s) are not "
+				"supported yet; give one directory\n",
+				argv[optind]);
+			exit(1);
+		}
+		if (copy_str(o->dir, sizeof(o->dir), argv[optind]))
+			bad_opt('d', argv[optind], "path too long");
+	}
+	if (o->gateway && o->vnodes) {
+		fprintf(stderr, "sheep: -g and -V cannot be combined\n");
+		exit(1);
+	}
+	if (o->log_dst == LOG_DST_STDERR)
+		o->foreground = true;
+}

@@ -1,0 +1,35 @@
+/*
+ * sheep's settings after the config file and the command line are merged.
+ */
+#ifndef SHEEP_OPTIONS_H
+#define SHEEP_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sheepdog/log.h"
+
+struct sheep_opts {
+	char dir[4096];
+	int port;
+	char bindaddr[64];
+	char myaddr[64];
+	bool zone_set;
+	uint32_t zone;
+	char cluster[4096];
+	int log_level;
+	char log_dir[4096];
+	enum log_format log_format;
+	enum log_dst log_dst;
+	bool foreground;
+	bool nosync;
+	bool gateway;
+	bool directio;
+	char pidfile[4096];
+	uint16_t vnodes; /* 0 = auto */
+};
+
+void parse_options(struct sheep_opts *o, int argc, char **argv);
+void usage(int status);
+
+#endif

@@ -1,0 +1,588 @@
+/*
+ * The VDI namespace (spec 4.3-4.5): the in-use and deleted bitmaps, the
+ * per-VDI state (copies, policy, object size, parent, lock), lookup of a
+ * name by FNV-1a hash with linear probing, and the work and main phases of
+ * the cluster operations that create, delete, look up and lock VDIs.
+ *
+ * Work phases run on the cluster work thread under the cluster-wide block
+ * and read inodes through the gateway; main phases run on every node, in
+ * order, and only change this node's in-memory state.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sheep.h"
+#include "sheepdog/hash.h"
+#include "sheepdog/le.h"
+
+static pthread_rwlock_t vdi_lock = PTHREAD_RWLOCK_INITIALIZER;
+static uint8_t *in_use_bitmap, *deleted_bitmap;
+
+/* Open-addressing table of VDI states keyed by vid (vid 0 = empty). */
+static struct vdi_state *states;
+static size_t states_cap, states_nr;
+
+static bool test_bit_(const uint8_t *bm, uint32_t n)
+{
+	return bm[n >> 3] & (1U << (n & 7));
+}
+
+static void set_bit_(uint8_t *bm, uint32_t n)
+{
+	bm[n >> 3] |= 1U << (n & 7);
+}
+
+static struct vdi_state *state_find(uint32_t vid)
+{
+	if (!states_cap)
+		return NULL;
+	for (size_t i = vid & (states_cap - 1);; i = (i + 1) & (states_cap - 1)) {
+		if (states[i].vid == vid)
+			return &states[i];
+		if (!states[i].vid)
+			return NULL;
+	}
+}
+
+static struct vdi_state *state_insert(uint32_t vid)
+{
+	struct vdi_state *s = state_find(vid);
+
+	if (s)
+		return s;
+	if ((states_nr + 1) * 2 > states_cap) {
+		size_t old_cap = states_cap;
+		struct vdi_state *old = states;
+
+		states_cap = states_cap ? states_cap * 2 : 256;
+		states = xcalloc(states_cap, sizeof(*states));
+		states_nr = 0;
+		for (size_t i = 0; i < old_cap; i++)
+			if (old[i].vid)
+				*state_insert(old[i].vid) = old[i];
+		free(old);
+	}
+	for (size_t i = vid & (states_cap - 1);; i = (i + 1) & (states_cap - 1)) {
+		if (!states[i].vid) {
+			memset(&states[i], 0, sizeof(states[i]));
+			states[i].vid = vid;
+			states[i].lock_state = 1;
+			states_nr++;
+			return &states[i];
+		}
+	}
+}
+
+int vdi_init(void)
+{
+	in_use_bitmap = xzalloc(SD_VDI_BITMAP_SIZE);
+	deleted_bitmap = xzalloc(SD_VDI_BITMAP_SIZE);
+	return 0;
+}
+
+void vdi_clear_all(void)
+{
+	pthread_rwlock_wrlock(&vdi_lock);
+	memset(in_use_bitmap, 0, SD_VDI_BITMAP_SIZE);
+	memset(deleted_bitmap, 0, SD_VDI_BITMAP_SIZE);
+	free(states);
+	states = NULL;
+	states_cap = states_nr = 0;
+	pthread_rwlock_unlock(&vdi_lock);
+}
+
+void vdi_get_attrs(uint32_t vid, uint8_t *copies, uint8_t *policy,
+		   uint8_t *shift)
+{
+	struct vdi_state *s;
+
+	pthread_rwlock_rdlock(&vdi_lock);
+	s = state_find(vid);
+	if (s) {
+		*copies = s->nr_copies;
+		*policy = s->copy_policy;
+		*shift = s->block_size_shift;
+	}
+	pthread_rwlock_unlock(&vdi_lock);
+	if (!s)
+		sys_cluster_defaults(copies, policy, shift, NULL);
+}
+
+int get_obj_copies(uint64_t oid)
+{
+	uint8_t copies, policy, shift;
+
+	vdi_get_attrs(oid_to_vid(oid), &copies, &policy, &shift);
+	return copies;
+}
+
+static void register_vdi(uint32_t vid, uint8_t copies, uint8_t policy,
+			 uint8_t shift, uint32_t parent, bool snapshot,
+			 bool deleted)
+{
+	struct vdi_state *s;
+
+	pthread_rwlock_wrlock(&vdi_lock);
+	set_bit_(in_use_bitmap, vid);
+	if (deleted)
+		set_bit_(deleted_bitmap, vid);
+	s = state_insert(vid);
+	s->nr_copies = copies;
+	s->copy_policy = policy;
+	s->block_size_shift = shift;
+	s->parent_vid = parent;
+	s->snapshot = s->snapshot || snapshot;
+	s->deleted = s->deleted || deleted;
+	pthread_rwlock_unlock(&vdi_lock);
+}
+
+int vdi_scan_local(void)
+{
+	uint64_t *oids;
+	size_t nr;
+	uint8_t buf[SD_INODE_HEADER_SIZE];
+
+	store_list(&oids, &nr);
+	for (size_t i = 0; i < nr; i++) {
+		struct sd_inode_header h;
+
+		if (!is_vdi_obj(oids[i]) ||
+		    store_read(oids[i], 0, 0, sizeof(buf), buf) != SD_RES_SUCCESS)
+			continue;
+		sd_inode_header_decode(buf, &h);
+		if (h.vdi_id != oid_to_vid(oids[i])) {
+			sd_err("inode %016" PRIx64 " claims vid %" PRIx32
+			       ", ignoring it", oids[i], h.vdi_id);
+			continue;
+		}
+		register_vdi(h.vdi_id, h.nr_copies, h.copy_policy,
+			     h.block_size_shift, h.parent_vdi_id,
+			     inode_is_snapshot(&h), h.name[0] == '\0');
+	}
+	free(oids);
+	return 0;
+}
+
+size_t vdi_state_snapshot(uint8_t **buf)
+{
+	size_t n = 0;
+
+	pthread_rwlock_rdlock(&vdi_lock);
+	*buf = xmalloc(states_nr * SD_VDI_STATE_SIZE + 1);
+	for (size_t i = 0; i < states_cap; i++)
+		if (states[i].vid)
+			vdi_state_encode(&states[i],
+					 *buf + n++ * SD_VDI_STATE_SIZE);
+	pthread_rwlock_unlock(&vdi_lock);
+	return n * SD_VDI_STATE_SIZE;
+}
+
+void vdi_state_merge(const uint8_t *buf, size_t len)
+{
+	for (size_t off = 0; off + SD_VDI_STATE_SIZE <= len;
+	     off += SD_VDI_STATE_SIZE) {
+		struct vdi_state s;
+
+		vdi_state_decode(buf + off, &s);
+		if (!s.vid || s.vid >= SD_NR_VDIS)
+			continue;
+		register_vdi(s.vid, s.nr_copies, s.copy_policy,
+			     s.block_size_shift, s.parent_vid, s.snapshot,
+			     s.deleted);
+	}
+}
+
+void vdi_bitmap_copy(uint8_t *dst, bool deleted)
+{
+	pthread_rwlock_rdlock(&vdi_lock);
+	memcpy(dst, deleted ? deleted_bitmap : in_use_bitmap,
+	       SD_VDI_BITMAP_SIZE);
+	pthread_rwlock_unlock(&vdi_lock);
+}
+
+static bool vid_in_use(uint32_t vid)
+{
+	bool r;
+
+	pthread_rwlock_rdlock(&vdi_lock);
+	r = test_bit_(in_use_bitmap, vid) || test_bit_(deleted_bitmap, vid);
+	pthread_rwlock_unlock(&vdi_lock);
+	return r;
+}
+
+/* ---- lookup (spec 4.3) ---- */
+
+struct vdi_query {
+	char name[SD_MAX_VDI_LEN + 1];
+	char tag[SD_MAX_VDI_TAG_LEN + 1];
+	uint32_t snapid;
+};
+
+struct vdi_found {
+	uint32_t vid;       /* the match */
+	uint32_t free_vid;  /* where a new VDI of this name goes */
+	uint32_t next_snapid;
+	struct sd_inode_header inode;
+};
+
+/* Decode and check the name (+tag) payload of a VDI request. */
+static int parse_query(const struct sd_req *rq, const void *data,
+		       struct vdi_query *q)
+{
+	uint32_t len = rq->data_length;
+
+	memset(q, 0, sizeof(*q));
+	if (len != SD_MAX_VDI_LEN && len != SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN)
+		return SD_RES_INVALID_PARMS;
+	/* Names and tags are NUL-terminated inside their 256 bytes. */
+	if (!memchr(data, 0, SD_MAX_VDI_LEN) ||
+	    (len > SD_MAX_VDI_LEN &&
+	     !memchr((const char *)data + SD_MAX_VDI_LEN, 0,
+		     SD_MAX_VDI_TAG_LEN)))
+		return SD_RES_INVALID_PARMS;
+	memcpy(q->name, data, SD_MAX_VDI_LEN);
+	if (len > SD_MAX_VDI_LEN)
+		memcpy(q->tag, (const char *)data + SD_MAX_VDI_LEN,
+		       SD_MAX_VDI_TAG_LEN);
+	if (!q->name[0])
+		return SD_RES_INVALID_PARMS;
+	q->snapid = rq->vdi.snapid;
+	return SD_RES_SUCCESS;
+}
+
+static int first_free_vid(uint32_t left, uint32_t *right)
+{
+	for (uint32_t v = left; v < SD_NR_VDIS; v++)
+		if (!vid_in_use(v)) {
+			*right = v;
+			return SD_RES_SUCCESS;
+		}
+	for (uint32_t v = 1; v < left; v++)
+		if (!vid_in_use(v)) {
+			*right = v;
+			return SD_RES_SUCCESS;
+		}
+	return SD_RES_FULL_VDI;
+}
+
+static int read_inode_header(uint32_t vid, struct sd_inode_header *h)
+{
+	uint8_t buf[SD_INODE_HEADER_SIZE];
+	int ret = sd_read_object(vid_to_vdi_oid(vid), buf, sizeof(buf), 0);
+
+	if (ret == SD_RES_SUCCESS)
+		sd_inode_header_decode(buf, h);
+	return ret;
+}
+
+static int vdi_lookup(const struct vdi_query *q, struct vdi_found *f)
+{
+	uint32_t left = sd_vdi_hash(q->name), right, vid;
+	bool want_snapshot = q->tag[0] || q->snapid;
+	bool name_seen = false;
+	int ret;
+
+	memset(f, 0, sizeof(*f));
+	f->next_snapid = 1;
+	ret = first_free_vid(left, &right);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	f->free_vid = right;
+	if (right == left)
+		return SD_RES_NO_VDI;
+
+	/* Downward from right-1 to left, wrapping below 1 to the top. */
+	vid = right;
+	do {
+		struct sd_inode_header h;
+
+		vid = vid == 1 ? SD_NR_VDIS - 1 : vid - 1;
+		if (!vid_in_use(vid))
+			continue;
+		ret = read_inode_header(vid, &h);
+		if (ret != SD_RES_SUCCESS) {
+			sd_err("cannot read inode of vid %" PRIx32 ": %s", vid,
+			       sd_strerror(ret));
+			return SD_RES_VDI_READ;
+		}
+		if (strcmp(h.name, q->name))
+			continue;
+		if (!want_snapshot) {
+			f->next_snapid = h.snap_id + 1;
+			f->vid = vid;
+			f->inode = h;
+			return inode_is_snapshot(&h) ? SD_RES_NO_VDI
+						     : SD_RES_SUCCESS;
+		}
+		name_seen = true;
+		if (!inode_is_snapshot(&h))
+			continue;
+		if ((q->tag[0] && !strcmp(h.tag, q->tag)) ||
+		    (q->snapid && h.snap_id == q->snapid)) {
+			f->vid = vid;
+			f->inode = h;
+			return SD_RES_SUCCESS;
+		}
+	} while (vid != left);
+	return name_seen ? SD_RES_NO_TAG : SD_RES_NO_VDI;
+}
+
+static void fill_vdi_rsp(struct sd_rsp *rp, uint32_t vid)
+{
+	uint8_t copies, policy, shift;
+
+	vdi_get_attrs(vid, &copies, &policy, &shift);
+	rp->vdi.vdi_id = vid;
+	rp->vdi.copies = copies;
+	rp->vdi.block_size_shift = shift;
+}
+
+int vdi_lookup_work(struct request *req)
+{
+	struct vdi_query q;
+	struct vdi_found f;
+	int ret = parse_query(&req->rq, req->data, &q);
+
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	ret = vdi_lookup(&q, &f);
+	if (ret == SD_RES_SUCCESS)
+		fill_vdi_rsp(&req->rp, f.vid);
+	return ret;
+}
+
+/* ---- create (spec 4.4, "create" form) ---- */
+
+int vdi_new_work(struct request *req)
+{
+	struct sd_req *rq = &req->rq;
+	struct sd_inode_header h = { 0 };
+	struct vdi_query q;
+	struct vdi_found f;
+	uint8_t copies = rq->vdi.copies, policy = rq->vdi.copy_policy;
+	uint8_t shift = rq->vdi.block_size_shift, def_copies, def_policy,
+		def_shift;
+	uint8_t buf[SD_INODE_HEADER_SIZE + 8] = { 0 };
+	uint32_t len = SD_INODE_HEADER_SIZE;
+	int ret;
+
+	ret = parse_query(rq, req->data, &q);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	if (rq->vdi.snapid || rq->vdi.base_vdi_id) {
+		sd_err("VDI %s: snapshots and clones are not supported yet",
+		       q.name);
+		return SD_RES_NO_SUPPORT;
+	}
+	sys_cluster_defaults(&def_copies, &def_policy, &def_shift, NULL);
+	if (!copies) {
+		copies = def_copies;
+		policy = def_policy;
+	}
+	if (policy) {
+		int d, p;
+
+		if (!ec_policy_decode(policy, &d, &p))
+			return SD_RES_INVALID_PARMS;
+		copies = d + p;
+	}
+	if (copies > SD_MAX_COPIES)
+		return SD_RES_INVALID_PARMS;
+	if (!shift)
+		shift = def_shift;
+	if (shift < SD_MIN_BLOCK_SIZE_SHIFT || shift > SD_MAX_BLOCK_SIZE_SHIFT)
+		return SD_RES_INVALID_PARMS;
+	if (rq->vdi.store_policy > 1 ||
+	    (rq->vdi.store_policy == 0 &&
+	     rq->vdi.vdi_size > inode_max_size(shift))) {
+		sd_err("VDI %s: size %" PRIu64 " is too large", q.name,
+		       rq->vdi.vdi_size);
+		return SD_RES_INVALID_PARMS;
+	}
+
+	ret = vdi_lookup(&q, &f);
+	if (ret == SD_RES_SUCCESS)
+		return SD_RES_VDI_EXIST;
+	if (ret != SD_RES_NO_VDI)
+		return ret;
+
+	memcpy(h.name, q.name, sizeof(h.name) - 1);
+	h.create_time = sd_time_now();
+	h.vdi_size = rq->vdi.vdi_size;
+	h.copy_policy = policy;
+	h.store_policy = rq->vdi.store_policy;
+	h.nr_copies = copies;
+	h.block_size_shift = shift;
+	h.snap_id = f.next_snapid;
+	h.vdi_id = f.free_vid;
+	sd_inode_header_encode(&h, buf);
+	if (h.store_policy == 1) {
+		/* An empty B-tree root: magic, depth 1, no entries. */
+		put_le16(buf + SD_INODE_HEADER_SIZE, 0x6274);
+		put_le16(buf + SD_INODE_HEADER_SIZE + 2, 1);
+		len += 8;
+	}
+	ret = sd_write_object(vid_to_vdi_oid(h.vdi_id), buf, len, 0, true,
+			      copies);
+	if (ret != SD_RES_SUCCESS) {
+		sd_err("VDI %s: cannot write inode %" PRIx32 ": %s", q.name,
+		       h.vdi_id, sd_strerror(ret));
+		return SD_RES_VDI_WRITE;
+	}
+	req->rp.vdi.vdi_id = h.vdi_id;
+	req->rp.vdi.copies = copies;
+	req->rp.vdi.block_size_shift = shift;
+	/* Tell the main phase what was decided. */
+	rq->vdi.copies = copies;
+	rq->vdi.copy_policy = policy;
+	rq->vdi.block_size_shift = shift;
+	sd_info("created VDI %s, vid %" PRIx32 ", %" PRIu64 " bytes", q.name,
+		h.vdi_id, h.vdi_size);
+	return SD_RES_SUCCESS;
+}
+
+int vdi_new_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
+		 const struct sd_node *sender)
+{
+	register_vdi(rsp->vdi.vdi_id, req->vdi.copies, req->vdi.copy_policy,
+		     req->vdi.block_size_shift, req->vdi.base_vdi_id, false,
+		     false);
+	return SD_RES_SUCCESS;
+}
+
+/* ---- delete (spec 4.5), reclaiming the VDI's own objects ---- */
+
+int vdi_del_work(struct request *req)
+{
+	struct vdi_query q;
+	struct vdi_found f;
+	struct sd_inode_header h;
+	uint8_t *buf = NULL;
+	uint64_t nr_slots;
+	int ret = parse_query(&req->rq, req->data, &q);
+
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	ret = vdi_lookup(&q, &f);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	h = f.inode;
+	req->rp.vdi.vdi_id = f.vid;
+
+	if (h.store_policy == 0) {
+		nr_slots = inode_nr_slots(h.vdi_size, h.block_size_shift);
+		if (nr_slots > SD_MAX_DATA_OBJS)
+			nr_slots = SD_MAX_DATA_OBJS;
+		buf = xmalloc(nr_slots * 4 + 1);
+		ret = sd_read_object(vid_to_vdi_oid(f.vid), buf, nr_slots * 4,
+				     SD_INODE_OFF_DATA_VDI_ID);
+		if (ret != SD_RES_SUCCESS) {
+			free(buf);
+			return SD_RES_VDI_READ;
+		}
+		for (uint64_t i = 0; i < nr_slots; i++) {
+			uint32_t vid = get_le32(buf + i * 4);
+
+			if (vid != f.vid)
+				continue;
+			ret = sd_remove_object(vid_to_data_oid(vid, i));
+			if (ret != SD_RES_SUCCESS && ret != SD_RES_NO_OBJ) {
+				sd_err("VDI %s: cannot remove object %" PRIu64
+				       ": %s", q.name, i, sd_strerror(ret));
+				free(buf);
+				return ret;
+			}
+		}
+		free(buf);
+	}
+
+	/* Keep a tombstone: the header without name and size, no index. */
+	{
+		uint8_t hdr[SD_INODE_HEADER_SIZE];
+
+		memset(h.name, 0, sizeof(h.name));
+		h.vdi_size = 0;
+		sd_inode_header_encode(&h, hdr);
+		ret = sd_write_object(vid_to_vdi_oid(f.vid), hdr, sizeof(hdr),
+				      0, true, h.nr_copies);
+		if (ret != SD_RES_SUCCESS)
+			return SD_RES_VDI_WRITE;
+	}
+	sd_info("deleted VDI %s, vid %" PRIx32, q.name, f.vid);
+	return SD_RES_SUCCESS;
+}
+
+int vdi_del_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
+		 const struct sd_node *sender)
+{
+	struct vdi_state *s;
+
+	pthread_rwlock_wrlock(&vdi_lock);
+	set_bit_(deleted_bitmap, rsp->vdi.vdi_id);
+	s = state_find(rsp->vdi.vdi_id);
+	if (s)
+		s->deleted = 1;
+	pthread_rwlock_unlock(&vdi_lock);
+	return SD_RES_SUCCESS;
+}
+
+/* ---- locks: owned by the sheep the client talked to ---- */
+
+int vdi_lock_work(struct request *req)
+{
+	uint16_t flags;
+	struct vdi_state *s;
+	int ret = vdi_lookup_work(req);
+
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	sys_cluster_defaults(NULL, NULL, NULL, &flags);
+	if (!(flags & SD_CLUSTER_FLAG_USE_LOCK))
+		return SD_RES_SUCCESS;
+	pthread_rwlock_rdlock(&vdi_lock);
+	s = state_find(req->rp.vdi.vdi_id);
+	if (s && s->lock_state == 2 &&
+	    !node_id_eq(&s->lock_owner, &sys->this_node.nid))
+		ret = SD_RES_VDI_LOCKED;
+	pthread_rwlock_unlock(&vdi_lock);
+	return ret;
+}
+
+int vdi_lock_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
+		  const struct sd_node *sender)
+{
+	struct vdi_state *s;
+	uint16_t flags;
+	int ret = SD_RES_SUCCESS;
+
+	sys_cluster_defaults(NULL, NULL, NULL, &flags);
+	if (!(flags & SD_CLUSTER_FLAG_USE_LOCK))
+		return SD_RES_SUCCESS;
+	pthread_rwlock_wrlock(&vdi_lock);
+	s = state_insert(rsp->vdi.vdi_id);
+	if (s->lock_state == 2 && !node_id_eq(&s->lock_owner, &sender->nid)) {
+		ret = SD_RES_VDI_LOCKED;
+	} else {
+		s->lock_state = 2;
+		s->lock_owner = sender->nid;
+	}
+	pthread_rwlock_unlock(&vdi_lock);
+	return ret;
+}
+
+int vdi_release_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
+		     const struct sd_node *sender)
+{
+	struct vdi_state *s;
+
+	pthread_rwlock_wrlock(&vdi_lock);
+	s = state_find(req->vdi.base_vdi_id);
+	if (s && s->lock_state == 2) {
+		s->lock_state = 1;
+		memset(&s->lock_owner, 0, sizeof(s->lock_owner));
+	}
+	pthread_rwlock_unlock(&vdi_lock);
+	return SD_RES_SUCCESS;
+}
