@@ -16,6 +16,7 @@
 
 #include "sheep.h"
 #include "sheepdog/client.h"
+#include "sheepdog/le.h"
 
 /* How long a request keeps retrying across epoch changes. */
 #define GATEWAY_RETRY_MS 30000
@@ -230,16 +231,83 @@ static int forward_retry(const struct request *req, uint8_t peer_op,
 	}
 }
 
+/*
+ * A write into an inode's index may drop references to data objects
+ * (discard, delete): slots whose vid changed away from a non-zero value.
+ * An object nobody else shares (gref 0,0) is removed here; shared ones are
+ * left to reference counting.
+ */
+static void release_index_slots(const struct request *req,
+				const uint8_t *old_slots, uint32_t first,
+				uint32_t nr)
+{
+	uint64_t oid = req->rq.obj.oid;
+	uint32_t vid = oid_to_vid(oid);
+	uint8_t *grefs = xmalloc((size_t)nr * 8);
+	int ret;
+
+	ret = sd_read_object(oid, grefs, nr * 8,
+			     SD_INODE_OFF_GREF + (uint64_t)first * 8);
+	for (uint32_t i = 0; i < nr && ret == SD_RES_SUCCESS; i++) {
+		uint64_t off = SD_INODE_OFF_DATA_VDI_ID + (uint64_t)(first + i) * 4;
+		uint32_t old_vid = get_le32(old_slots + i * 4);
+		uint32_t new_vid;
+
+		if (!old_vid || off < req->rq.obj.offset ||
+		    off + 4 > req->rq.obj.offset + req->rq.data_length)
+			continue;
+		new_vid = get_le32((const uint8_t *)req->data +
+				   (off - req->rq.obj.offset));
+		if (new_vid == old_vid)
+			continue;
+		if (get_le64(grefs + i * 8) != 0) {
+			sd_info("vdi %" PRIx32 " slot %" PRIu32
+				": object of vid %" PRIx32
+				" is shared, not removed",
+				vid, first + i, old_vid);
+			continue;
+		}
+		int r = sd_remove_object(vid_to_data_oid(old_vid, first + i));
+
+		if (r != SD_RES_SUCCESS && r != SD_RES_NO_OBJ)
+			sd_err("vdi %" PRIx32 ": cannot remove object %" PRIu32
+			       " of vid %" PRIx32 ": %s", vid, first + i,
+			       old_vid, sd_strerror(r));
+	}
+	free(grefs);
+}
+
 int gateway_write_obj(struct request *req)
 {
-	uint64_t obj_size;
-	int ret = check_obj_range(req->rq.obj.oid, req->rq.obj.offset,
-				  req->rq.data_length, &obj_size);
+	uint64_t obj_size, off = req->rq.obj.offset;
+	uint32_t len = req->rq.data_length, first = 0, nr = 0;
+	uint8_t *old_slots = NULL;
+	int ret = check_obj_range(req->rq.obj.oid, off, len, &obj_size);
 
 	if (ret != SD_RES_SUCCESS)
 		return ret;
-	return forward_retry(req, SD_OP_WRITE_PEER, req->data,
-			     req->rq.data_length, false, obj_size);
+	if (is_vdi_obj(req->rq.obj.oid) && off + len > SD_INODE_OFF_DATA_VDI_ID &&
+	    off < SD_INODE_OFF_GREF) {
+		uint64_t s = MAX(off, (uint64_t)SD_INODE_OFF_DATA_VDI_ID);
+		uint64_t e = MIN(off + len, (uint64_t)SD_INODE_OFF_GREF);
+
+		first = (s - SD_INODE_OFF_DATA_VDI_ID) / 4;
+		nr = DIV_ROUND_UP(e - SD_INODE_OFF_DATA_VDI_ID, 4) - first;
+		old_slots = xmalloc((size_t)nr * 4);
+		ret = sd_read_object(req->rq.obj.oid, old_slots, nr * 4,
+				     SD_INODE_OFF_DATA_VDI_ID +
+					     (uint64_t)first * 4);
+		if (ret != SD_RES_SUCCESS) {
+			free(old_slots);
+			return ret;
+		}
+	}
+	ret = forward_retry(req, SD_OP_WRITE_PEER, req->data, len, false,
+			    obj_size);
+	if (ret == SD_RES_SUCCESS && old_slots)
+		release_index_slots(req, old_slots, first, nr);
+	free(old_slots);
+	return ret;
 }
 
 int gateway_remove_obj(struct request *req)

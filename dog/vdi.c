@@ -219,6 +219,12 @@ static int send_write_piece(struct io_queue *q, struct io_req *r,
 			sd_err("Failed to read from stdin: %m");
 			return -1;
 		}
+		if (n == 0) {
+			/* stdin ended on a piece boundary: nothing more */
+			job->input_done = true;
+			job->end = job->pos;
+			return 0;
+		}
 		if ((uint32_t)n < len) {
 			/* upstream pads the object's chunk with zeros and
 			 * stops after it */
