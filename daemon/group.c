@@ -74,8 +74,9 @@ void sys_cluster_info(struct cluster_info *ci, struct sd_node *nodes)
 	ci->block_size_shift = sys->block_size_shift;
 	snprintf(ci->default_store, sizeof(ci->default_store), "%s",
 		 sys->store);
-	memcpy(nodes, sys->epoch_nodes,
-	       sys->nr_epoch_nodes * sizeof(struct sd_node));
+	if (sys->nr_epoch_nodes)
+		memcpy(nodes, sys->epoch_nodes,
+		       sys->nr_epoch_nodes * sizeof(struct sd_node));
 	ci->nodes = nodes;
 }
 

@@ -196,10 +196,22 @@ static int parse_log_opt(struct sheep_opts *o, const char *arg)
 	return ret;
 }
 
+/*
+ * inih hands the handler pointers into its own line buffer, which is gone by
+ * the time ini_parse() returns, and it keeps parsing after an error while
+ * reporting the first bad line: keep a copy of the first bad key.
+ */
 struct ini_ctx {
 	struct sheep_opts *o;
-	const char *bad_key;
+	char bad_key[64];
 };
+
+static int conf_reject(struct ini_ctx *ctx, const char *key)
+{
+	if (!ctx->bad_key[0])
+		snprintf(ctx->bad_key, sizeof(ctx->bad_key), "%s", key);
+	return 0;
+}
 
 static int conf_handler(void *user, const char *section, const char *name,
 		       const char *value)
@@ -208,11 +220,8 @@ static int conf_handler(void *user, const char *section, const char *name,
 	struct sheep_opts *o = ctx->o;
 	int ret;
 
-	ctx->bad_key = NULL;
-	if (section[0]) {
-		ctx->bad_key = section;
-		return 0;
-	}
+	if (section[0])
+		return conf_reject(ctx, section);
 	if (!strcmp(name, "dir"))
 		ret = copy_str(o->dir, sizeof(o->dir), value);
 	else if (!strcmp(name, "port"))
@@ -249,25 +258,63 @@ static int conf_handler(void *user, const char *section, const char *name,
 		ret = parse_bool(value, &o->directio);
 	else
 		ret = -ENOENT;
-	if (ret) {
-		ctx->bad_key = name;
-		return 0;
-	}
+	if (ret)
+		return conf_reject(ctx, name);
 	return 1;
+}
+
+/*
+ * sheepdog.conf(5) ignores blank space before a key, but inih reads an
+ * indented line as the continuation of the previous value: strip it from
+ * every line first, which keeps the line numbers. NULL with errno on failure.
+ */
+static char *read_config_text(const char *path)
+{
+	FILE *in = fopen(path, "re"), *out;
+	char *text = NULL, *line = NULL;
+	size_t text_len = 0, line_cap = 0;
+	int err = 0;
+
+	if (!in)
+		return NULL;
+	out = open_memstream(&text, &text_len);
+	if (!out) {
+		err = errno;
+		fclose(in);
+		errno = err;
+		return NULL;
+	}
+	while (getline(&line, &line_cap, in) > 0)
+		fputs(line + strspn(line, " \t"), out);
+	if (ferror(in))
+		err = errno ?: EIO;
+	free(line);
+	fclose(in);
+	if (fclose(out) && !err)
+		err = errno;
+	if (err) {
+		free(text);
+		errno = err;
+		return NULL;
+	}
+	return text;
 }
 
 static void load_config_file(struct sheep_opts *o, const char *path)
 {
 	struct ini_ctx ctx = { .o = o };
-	int line = ini_parse(path, conf_handler, &ctx);
+	char *text = read_config_text(path);
+	int line;
 
-	if (line == -1) {
-		fprintf(stderr, "sheep: cannot open config file %s: %s\n", path,
+	if (!text) {
+		fprintf(stderr, "sheep: cannot read config file %s: %s\n", path,
 			strerror(errno));
 		exit(1);
 	}
+	line = ini_parse_string(text, conf_handler, &ctx);
+	free(text);
 	if (line != 0) {
-		if (ctx.bad_key)
+		if (ctx.bad_key[0])
 			fprintf(stderr,
 				"sheep: %s:%d: invalid key or value for '%s'\n",
 				path, line, ctx.bad_key);

@@ -288,7 +288,12 @@ static int run_write_job(struct write_job *job)
 			failed = true;
 			continue;
 		}
-		if (r->kind == IO_CREATE && !failed) {
+		/*
+		 * A create that succeeded is indexed even after another piece
+		 * failed: its data is on every copy, and an object no slot
+		 * points at is never reclaimed.
+		 */
+		if (r->kind == IO_CREATE) {
 			job->ix->slots[r->idx] = job->vid;
 			if (pending_idx == r->idx)
 				pending_idx = UINT64_MAX;

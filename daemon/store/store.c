@@ -461,7 +461,8 @@ int store_list(uint64_t **oids, size_t *nr)
 	list_vec = NULL;
 	pthread_mutex_unlock(&list_lock);
 
-	qsort(v.oids, v.nr, 8, cmp_u64);
+	if (v.nr)
+		qsort(v.oids, v.nr, 8, cmp_u64);
 	for (size_t i = 0; i < v.nr; i++)
 		if (j == 0 || v.oids[j - 1] != v.oids[i])
 			v.oids[j++] = v.oids[i];

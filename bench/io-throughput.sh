@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Throughput of `dog vdi write|read` on 3 local sheep with copies=3, against
+# the local limit measured in the same run on the same file system: the same
+# bytes written to three files in parallel with O_DSYNC (what three durable
+# replicas cost), and one copy read back (what a reader needs). Caches are
+# dropped before each phase when that is allowed, so both sides read from
+# disk. Also records each sheep's resident memory at idle and its peak.
+#
+# Usage: bench/io-throughput.sh [SIZE_MIB]   (default 1024)
+# Env:   SD_BUILD_DIR (default build), BENCH_DIR (default /var/tmp)
+set -euo pipefail
+
+size_mib=${1:-1024}
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${SD_BUILD_DIR:-$top/build}
+work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sd-bench.XXXXXX")
+ram=$(mktemp -d /dev/shm/sd-bench.XXXXXX)
+src=$ram/src
+port=$((30000 + RANDOM % 20000))
+pids=()
+
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$work" "$ram"
+}
+trap cleanup EXIT
+
+drop_caches() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+}
+
+now() { date +%s.%N; }
+mbps() { awk -v b="$1" -v t="$2" 'BEGIN { printf "%.0f", b / 1048576 / t }'; }
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
+
+for i in 0 1 2; do
+	"$build/sheep" -f -c "local:$work/shm" -p $((port + i)) -z "$i" \
+		"$work/n$i" >"$work/out$i" 2>&1 &
+	pids+=($!)
+done
+deadline=$((SECONDS + 30))
+until [[ $("$build/dog" node list -r -p "$port" 2>/dev/null | wc -l) -eq 3 ]]; do
+	((SECONDS < deadline)) || { echo "sheep did not start" >&2; exit 1; }
+	sleep 0.05
+done
+"$build/dog" cluster format -c 3 -p "$port" >/dev/null
+"$build/dog" vdi create bench "${size_mib}M" -p "$port"
+head -c "${size_mib}M" /dev/urandom >"$src"
+bytes=$((size_mib * 1048576))
+
+idle=()
+for p in "${pids[@]}"; do idle+=($(($(rss_kib "$p") / 1024))); done
+
+drop_caches
+t0=$(now)
+"$build/dog" vdi write bench -p "$port" <"$src"
+t1=$(now)
+sheep_w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+
+drop_caches
+t0=$(now)
+"$build/dog" vdi read bench -p $((port + 1)) >/dev/null
+t1=$(now)
+sheep_r=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+
+peak=()
+for p in "${pids[@]}"; do peak+=($(($(hwm_kib "$p") / 1024))); done
+
+mkdir -p "$work/files"
+drop_caches
+t0=$(now)
+dds=()
+for i in 0 1 2; do
+	dd if="$src" of="$work/files/copy$i" bs=4M oflag=dsync status=none &
+	dds+=($!)
+done
+for p in "${dds[@]}"; do wait "$p"; done
+t1=$(now)
+file_w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+
+drop_caches
+t0=$(now)
+dd if="$work/files/copy0" of=/dev/null bs=4M status=none
+t1=$(now)
+file_r=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+
+sw=$(mbps $bytes "$sheep_w") sr=$(mbps $bytes "$sheep_r")
+fw=$(mbps $bytes "$file_w") fr=$(mbps $bytes "$file_r")
+rw=$(awk -v a="$sw" -v b="$fw" 'BEGIN { printf "%.2f", a / b }')
+rr=$(awk -v a="$sr" -v b="$fr" 'BEGIN { printf "%.2f", a / b }')
+
+report=$(cat <<REPORT
+date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)
+machine: $(nproc) cores, $(free -g | awk '/^Mem/ {print $2}') GiB, $(uname -r), fs $(df -T "$work" | awk 'NR==2 {print $2}')
+size:    $size_mib MiB, copies=3 on 3 local sheep
+                 sheep MB/s   files MB/s   ratio
+write            $(printf '%10s   %10s   %5s' "$sw" "$fw" "$rw")
+read             $(printf '%10s   %10s   %5s' "$sr" "$fr" "$rr")
+sheep RSS MiB idle: ${idle[*]}   peak while serving: ${peak[*]}
+REPORT
+)
+echo "$report"
+out=$top/bench/results/io-throughput.txt
+{ echo "$report"; echo; } >>"$out"
+echo "(appended to $out)"
