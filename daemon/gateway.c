@@ -346,7 +346,7 @@ int gateway_create_and_write_obj(struct request *req)
 	}
 	if (obj_size > SD_MAX_PAYLOAD)
 		return SD_RES_INVALID_PARMS;
-	full = malloc(obj_size);
+	full = sd_alloc_buffer(obj_size);
 	if (!full)
 		return SD_RES_NO_MEM;
 	ret = sd_read_object(req->rq.obj.cow_oid, full, obj_size, 0);

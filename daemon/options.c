@@ -18,7 +18,7 @@
 
 static const char *short_opts = "b:c:Dfgl:np:P:vV:y:z:h";
 
-enum { OPT_CONFIG = 0x100 };
+enum { OPT_CONFIG = 0x100, OPT_NO_DIRECTIO };
 
 static const struct option long_opts[] = {
 	{ "bindaddr", required_argument, NULL, 'b' },
@@ -36,6 +36,7 @@ static const struct option long_opts[] = {
 	{ "zone", required_argument, NULL, 'z' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "no-directio", no_argument, NULL, OPT_NO_DIRECTIO },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -49,7 +50,9 @@ void usage(int status)
 		"\n"
 		"  -b, --bindaddr IP     listen on this address only\n"
 		"  -c, --cluster DRIVER  cluster driver: local[:PATH]\n"
-		"  -D, --directio        use O_DIRECT for object I/O\n"
+		"  -D, --directio        bypass the page cache for aligned object I/O\n"
+		"                        (the default)\n"
+		"      --no-directio     go through the page cache for all object I/O\n"
 		"  -f, --foreground      stay in the foreground\n"
 		"  -g, --gateway         serve requests but store nothing\n"
 		"  -l, --log level=L,dir=D,format=F,dst=T\n"
@@ -342,6 +345,7 @@ void parse_options(struct sheep_opts *o, int argc, char **argv)
 	o->log_level = 6;
 	o->log_format = LOG_FORMAT_SERVER;
 	o->log_dst = LOG_DST_FILE;
+	o->directio = true;
 
 	/* The file first, so that flags override it wherever they appear. */
 	for (int i = 1; i < argc; i++) {
@@ -410,6 +414,9 @@ void parse_options(struct sheep_opts *o, int argc, char **argv)
 			usage(0);
 			break;
 		case OPT_CONFIG:
+			break;
+		case OPT_NO_DIRECTIO:
+			o->directio = false;
 			break;
 		default:
 			usage(1);

@@ -91,7 +91,7 @@ static int recover_one(uint64_t oid, uint32_t old_epoch, uint32_t cur_epoch,
 	size = oid_obj_size(oid, shift);
 	if (size > SD_MAX_PAYLOAD)
 		return SD_RES_INVALID_PARMS;
-	buf = malloc(size);
+	buf = sd_alloc_buffer(size);
 	if (!buf)
 		return SD_RES_NO_MEM;
 	/* The previous holders first; then the current ones (an object

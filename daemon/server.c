@@ -119,7 +119,7 @@ struct request *alloc_request(uint32_t data_length)
 	struct request *req = xzalloc(sizeof(*req));
 
 	if (data_length) {
-		req->data = malloc(data_length);
+		req->data = sd_alloc_buffer(data_length);
 		if (!req->data) {
 			free(req);
 			return NULL;
@@ -217,7 +217,7 @@ static void conn_got_request(struct client_conn *c, struct request *req)
 	}
 	/* Without WRITE, data_length is the size the client accepts back. */
 	if (!(req->rq.flags & SD_FLAG_CMD_WRITE) && req->rq.data_length) {
-		req->data = calloc(1, req->rq.data_length);
+		req->data = sd_alloc_buffer(req->rq.data_length);
 		if (!req->data) {
 			reply_now(c, req, SD_RES_NO_MEM);
 			return;
@@ -550,4 +550,13 @@ void server_stop_listening(void)
 		close(listen_fds[i]);
 	}
 	nr_listen_fds = 0;
+}
+
+void *sd_alloc_buffer(size_t len)
+{
+	void *p;
+
+	if (posix_memalign(&p, 4096, len ? len : 1))
+		return NULL;
+	return p;
 }

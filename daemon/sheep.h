@@ -106,6 +106,9 @@ void queue_request(struct request *req);
 /* Finish a request: send the reply (or call local_done). Main thread. */
 void put_request(struct request *req);
 struct request *alloc_request(uint32_t data_length);
+/* Payload buffers: page aligned, so that object I/O can bypass the page
+ * cache (O_DIRECT). Free with free(). NULL on ENOMEM. */
+void *sd_alloc_buffer(size_t len);
 void free_request(struct request *req);
 
 int server_init(const char *bindaddr, int port, const char *sock_path);
