@@ -606,7 +606,7 @@ struct vdi_sync {
 static void vdi_sync_fn(struct work *w)
 {
 	struct vdi_sync *vs = container_of(w, struct vdi_sync, work);
-	uint32_t len = SD_NR_VDIS / 64 * SD_VDI_STATE_SIZE;
+	uint32_t len = 1024 * SD_VDI_STATE_SIZE;
 	uint8_t *buf;
 
 	for (;;) {
@@ -624,7 +624,7 @@ static void vdi_sync_fn(struct work *w)
 			vdi_state_merge(buf, rp.data_length);
 		} else if (ret == SD_RES_BUFFER_SMALL && len < SD_MAX_PAYLOAD) {
 			free(buf);
-			len = SD_MAX_PAYLOAD;
+			len = MIN((uint64_t)len * 8, (uint64_t)SD_MAX_PAYLOAD);
 			continue;
 		} else {
 			sd_warn("cannot fetch VDI states from %s: %s",

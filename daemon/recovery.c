@@ -175,7 +175,8 @@ static int collect_oids(const struct sd_ring *ring, uint64_t **out, size_t *nr)
 	}
 	store_list(&mine, &nr_mine);
 	all = xrealloc(all, (n + nr_mine + 1) * 8);
-	memcpy(all + n, mine, nr_mine * 8);
+	if (nr_mine)
+		memcpy(all + n, mine, nr_mine * 8);
 	n += nr_mine;
 	free(mine);
 	*out = all;
