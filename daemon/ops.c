@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sheep.h"
@@ -530,6 +531,68 @@ static void worker_done(struct work *w)
 	put_request(req);
 }
 
+/*
+ * A peer request from a newer epoch waits here, on the main thread, until
+ * this node has caught up (spec 7.4), so that it never holds a worker. The
+ * wait is bounded in time and in number; past either the sender is told
+ * NEW_NODE_VER and retries.
+ */
+#define MAX_PARKED 256
+#define PARK_MS 5000
+
+static LIST_HEAD(epoch_waiters);
+static int nr_parked;
+static int park_timer = -1;
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void expire_parked(void *arg)
+{
+	struct request *req, *tmp;
+	uint64_t now = mono_ms();
+
+	list_for_each_entry_safe(req, tmp, &epoch_waiters, r_list) {
+		if (req->park_deadline > now)
+			continue;
+		list_del(&req->r_list);
+		nr_parked--;
+		req->rp.result = SD_RES_NEW_NODE_VER;
+		put_request(req);
+	}
+}
+
+static bool park_request(struct request *req)
+{
+	if (nr_parked >= MAX_PARKED)
+		return false;
+	if (park_timer < 0)
+		park_timer = add_timer(200, expire_parked, NULL);
+	req->park_deadline = mono_ms() + PARK_MS;
+	list_add_tail(&req->r_list, &epoch_waiters);
+	nr_parked++;
+	return true;
+}
+
+void wake_epoch_waiters(void)
+{
+	struct request *req, *tmp;
+	uint32_t epoch = sys_epoch();
+
+	list_for_each_entry_safe(req, tmp, &epoch_waiters, r_list) {
+		if ((int32_t)(req->rq.epoch - epoch) > 0)
+			continue;
+		list_del(&req->r_list);
+		nr_parked--;
+		queue_request(req);
+	}
+}
+
 void queue_request(struct request *req)
 {
 	const struct sd_op_template *op = req->op;
@@ -559,6 +622,16 @@ void queue_request(struct request *req)
 		queue_work(gateway_wq, &req->work);
 		break;
 	case OP_PEER:
+		if ((int32_t)(req->rq.epoch - sys_epoch()) > 0 &&
+		    !(req->rq.flags & SD_FLAG_CMD_RECOVERY)) {
+			if (!park_request(req)) {
+				req->rp.result = SD_RES_NEW_NODE_VER;
+				put_request(req);
+			}
+			break;
+		}
+		queue_work(io_wq, &req->work);
+		break;
 	case OP_LOCAL:
 		queue_work(io_wq, &req->work);
 		break;

@@ -71,6 +71,7 @@ struct request {
 	struct client_conn *conn;
 	struct work work;
 	struct list_node r_list;
+	uint64_t park_deadline; /* parked until the epoch catches up (ms) */
 	bool local;             /* issued by this sheep itself, no connection */
 	void (*local_done)(struct request *);
 	void *local_priv;
@@ -103,6 +104,8 @@ struct sd_op_template {
 const struct sd_op_template *get_sd_op(uint8_t opcode);
 /* Hand a validated request to its class. */
 void queue_request(struct request *req);
+/* Main thread, after the epoch moved: run peer requests that waited for it. */
+void wake_epoch_waiters(void);
 /* Finish a request: send the reply (or call local_done). Main thread. */
 void put_request(struct request *req);
 struct request *alloc_request(uint32_t data_length);
@@ -174,8 +177,6 @@ void put_vnode_info(struct vnode_info *vi);
 void set_vnode_info(uint32_t epoch, const struct sd_node *nodes, int nr);
 /* Wait (bounded) until the published epoch differs from epoch. */
 bool wait_epoch_change(uint32_t epoch, int timeout_ms);
-/* Wait (bounded) until the published epoch is at least epoch. */
-bool wait_epoch_reach(uint32_t epoch, int timeout_ms);
 
 /* ---- the gateway (gateway.c) and peers (peer.c, sockfd.c) ---- */
 

@@ -54,6 +54,7 @@ void set_vnode_info(uint32_t epoch, const struct sd_node *nodes, int nr)
 	pthread_cond_broadcast(&vi_cond);
 	pthread_mutex_unlock(&vi_lock);
 	put_vnode_info(old);
+	wake_epoch_waiters();
 }
 
 static void deadline(struct timespec *ts, int timeout_ms)
@@ -80,19 +81,4 @@ bool wait_epoch_change(uint32_t epoch, int timeout_ms)
 	changed = current_vi && current_vi->epoch != epoch;
 	pthread_mutex_unlock(&vi_lock);
 	return changed;
-}
-
-bool wait_epoch_reach(uint32_t epoch, int timeout_ms)
-{
-	struct timespec ts;
-	bool reached;
-
-	deadline(&ts, timeout_ms);
-	pthread_mutex_lock(&vi_lock);
-	while (!current_vi || (int32_t)(current_vi->epoch - epoch) < 0)
-		if (pthread_cond_timedwait(&vi_cond, &vi_lock, &ts) == ETIMEDOUT)
-			break;
-	reached = current_vi && (int32_t)(current_vi->epoch - epoch) >= 0;
-	pthread_mutex_unlock(&vi_lock);
-	return reached;
 }

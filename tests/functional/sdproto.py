@@ -304,6 +304,13 @@ class Conn:
                              % (len(self.rbuf), need))
             self.rbuf += chunk
 
+    def reply_ready(self):
+        """True if reply bytes have arrived (without waiting)."""
+        if self.rbuf or self.pending:
+            return True
+        r, _, _ = select.select([self.sock], [], [], 0)
+        return bool(r)
+
     def recv_reply(self, timeout=None):
         """The next reply on the wire, in arrival order: (Response, data)."""
         deadline = time.monotonic() + (timeout or self.timeout)
