@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,133 +198,105 @@ static int parse_log_opt(struct sheep_opts *o, const char *arg)
 	return ret;
 }
 
-/*
- * inih hands the handler pointers into its own line buffer, which is gone by
- * the time ini_parse() returns, and it keeps parsing after an error while
- * reporting the first bad line: keep a copy of the first bad key.
- */
-struct ini_ctx {
-	struct sheep_opts *o;
-	char bad_key[64];
-};
-
-static int conf_reject(struct ini_ctx *ctx, const char *key)
+static int conf_set(struct sheep_opts *o, const char *name, const char *value)
 {
-	if (!ctx->bad_key[0])
-		snprintf(ctx->bad_key, sizeof(ctx->bad_key), "%s", key);
-	return 0;
-}
-
-static int conf_handler(void *user, const char *section, const char *name,
-		       const char *value)
-{
-	struct ini_ctx *ctx = user;
-	struct sheep_opts *o = ctx->o;
-	int ret;
-
-	if (section[0])
-		return conf_reject(ctx, section);
 	if (!strcmp(name, "dir"))
-		ret = copy_str(o->dir, sizeof(o->dir), value);
-	else if (!strcmp(name, "port"))
-		ret = set_port(o, value);
-	else if (!strcmp(name, "bind_address"))
-		ret = check_addr(value) ?: copy_str(o->bindaddr,
-						    sizeof(o->bindaddr), value);
-	else if (!strcmp(name, "my_address"))
-		ret = check_addr(value) ?: copy_str(o->myaddr,
-						    sizeof(o->myaddr), value);
-	else if (!strcmp(name, "zone"))
-		ret = set_zone(o, value);
-	else if (!strcmp(name, "cluster"))
-		ret = copy_str(o->cluster, sizeof(o->cluster), value);
-	else if (!strcmp(name, "log_level"))
-		ret = set_log_level(o, value);
-	else if (!strcmp(name, "log_dir"))
-		ret = copy_str(o->log_dir, sizeof(o->log_dir), value);
-	else if (!strcmp(name, "log_format"))
-		ret = set_log_format(o, value);
-	else if (!strcmp(name, "log_destination"))
-		ret = set_log_dst(o, value);
-	else if (!strcmp(name, "foreground"))
-		ret = parse_bool(value, &o->foreground);
-	else if (!strcmp(name, "nosync"))
-		ret = parse_bool(value, &o->nosync);
-	else if (!strcmp(name, "pidfile"))
-		ret = copy_str(o->pidfile, sizeof(o->pidfile), value);
-	else if (!strcmp(name, "vnodes"))
-		ret = set_vnodes(o, value);
-	else if (!strcmp(name, "gateway"))
-		ret = parse_bool(value, &o->gateway);
-	else if (!strcmp(name, "directio"))
-		ret = parse_bool(value, &o->directio);
-	else
-		ret = -ENOENT;
-	if (ret)
-		return conf_reject(ctx, name);
-	return 1;
+		return copy_str(o->dir, sizeof(o->dir), value);
+	if (!strcmp(name, "port"))
+		return set_port(o, value);
+	if (!strcmp(name, "bind_address"))
+		return check_addr(value) ?: copy_str(o->bindaddr,
+						     sizeof(o->bindaddr), value);
+	if (!strcmp(name, "my_address"))
+		return check_addr(value) ?: copy_str(o->myaddr,
+						     sizeof(o->myaddr), value);
+	if (!strcmp(name, "zone"))
+		return set_zone(o, value);
+	if (!strcmp(name, "cluster"))
+		return copy_str(o->cluster, sizeof(o->cluster), value);
+	if (!strcmp(name, "log_level"))
+		return set_log_level(o, value);
+	if (!strcmp(name, "log_dir"))
+		return copy_str(o->log_dir, sizeof(o->log_dir), value);
+	if (!strcmp(name, "log_format"))
+		return set_log_format(o, value);
+	if (!strcmp(name, "log_destination"))
+		return set_log_dst(o, value);
+	if (!strcmp(name, "foreground"))
+		return parse_bool(value, &o->foreground);
+	if (!strcmp(name, "nosync"))
+		return parse_bool(value, &o->nosync);
+	if (!strcmp(name, "pidfile"))
+		return copy_str(o->pidfile, sizeof(o->pidfile), value);
+	if (!strcmp(name, "vnodes"))
+		return set_vnodes(o, value);
+	if (!strcmp(name, "gateway"))
+		return parse_bool(value, &o->gateway);
+	if (!strcmp(name, "directio"))
+		return parse_bool(value, &o->directio);
+	return -ENOENT;
+}
+
+static char *trim(char *s)
+{
+	char *end;
+
+	s += strspn(s, " \t");
+	end = s + strlen(s);
+	while (end > s && strchr(" \t\r\n", end[-1]))
+		*--end = '\0';
+	return s;
 }
 
 /*
- * sheepdog.conf(5) ignores blank space before a key, but inih reads an
- * indented line as the continuation of the previous value: strip it from
- * every line first, which keeps the line numbers. NULL with errno on failure.
+ * The file format of sheepdog.conf(5), parsed here rather than by libinih:
+ * inih reads an indented line as the continuation of the previous value,
+ * ends a value at " ;" and (as Debian builds it) splits lines longer than
+ * 200 bytes, and store paths on real hosts are longer than that. A line is
+ * blank, a comment (# or ;), or key = value; the value runs to the end of
+ * the line. The first bad line stops the daemon with its number and key.
  */
-static char *read_config_text(const char *path)
-{
-	FILE *in = fopen(path, "re"), *out;
-	char *text = NULL, *line = NULL;
-	size_t text_len = 0, line_cap = 0;
-	int err = 0;
-
-	if (!in)
-		return NULL;
-	out = open_memstream(&text, &text_len);
-	if (!out) {
-		err = errno;
-		fclose(in);
-		errno = err;
-		return NULL;
-	}
-	while (getline(&line, &line_cap, in) > 0)
-		fputs(line + strspn(line, " \t"), out);
-	if (ferror(in))
-		err = errno ?: EIO;
-	free(line);
-	fclose(in);
-	if (fclose(out) && !err)
-		err = errno;
-	if (err) {
-		free(text);
-		errno = err;
-		return NULL;
-	}
-	return text;
-}
-
 static void load_config_file(struct sheep_opts *o, const char *path)
 {
-	struct ini_ctx ctx = { .o = o };
-	char *text = read_config_text(path);
-	int line;
+	FILE *f = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int lineno = 0;
 
-	if (!text) {
+	if (!f) {
 		fprintf(stderr, "sheep: cannot read config file %s: %s\n", path,
 			strerror(errno));
 		exit(1);
 	}
-	line = ini_parse_string(text, conf_handler, &ctx);
-	free(text);
-	if (line != 0) {
-		if (ctx.bad_key[0])
+	while (getline(&line, &cap, f) >= 0) {
+		char *s = trim(line), *eq, *key, *value;
+
+		lineno++;
+		if (!*s || *s == '#' || *s == ';')
+			continue;
+		eq = strchr(s, '=');
+		if (!eq) {
+			fprintf(stderr, "sheep: %s:%d: expected 'key = value'\n",
+				path, lineno);
+			exit(1);
+		}
+		*eq = '\0';
+		key = trim(s);
+		value = trim(eq + 1);
+		if (conf_set(o, key, value) < 0) {
 			fprintf(stderr,
 				"sheep: %s:%d: invalid key or value for '%s'\n",
-				path, line, ctx.bad_key);
-		else
-			fprintf(stderr, "sheep: %s:%d: syntax error\n", path,
-				line);
+				path, lineno, key);
+			exit(1);
+		}
+	}
+	if (ferror(f)) {
+		fprintf(stderr, "sheep: cannot read config file %s: %s\n", path,
+			strerror(errno));
 		exit(1);
 	}
+	free(line);
+	fclose(f);
 }
 
 static void bad_opt(char opt, const char *arg, const char *why)

@@ -8,7 +8,7 @@ packages=(
 	# toolchain and build system
 	build-essential cmake ninja-build pkg-config
 	# libraries the build links against
-	libinih-dev libsystemd-dev liburcu-dev libzstd-dev libxxhash-dev
+	libsystemd-dev liburcu-dev libzstd-dev libxxhash-dev
 	liburing-dev libssl-dev
 	# unit tests
 	libcmocka-dev

@@ -112,6 +112,23 @@ assert_eq "0 127.0.0.1:$(port_of 0) 128 7
 ! port_answers "$(port_of 6)" >/dev/null 2>&1 || fail "the file's port answers despite -p"
 grep -q ' INFO ' "$SD_TMP/store1/sheep.log" || fail "-l level=info did not override log_level"
 
+# --- Values run to the end of the line, however long. ---------------------
+
+long_dir=$SD_TMP/$(printf 'a%.0s' {1..120})/$(printf 'b%.0s' {1..120})' ;x'
+cat >"$SD_TMP/long.conf" <<EOF
+	dir = $long_dir
+	port = $(port_of 2)
+	zone = 2
+	cluster = local:$SD_TMP/shm
+	foreground = yes
+EOF
+setpriv --pdeathsig KILL "$SHEEP" --config "$SD_TMP/long.conf" \
+	>>"$SD_TMP/sheep2.out" 2>&1 &
+SD_PIDS[2]=$!
+wait_for_sheep 2
+[[ -f $long_dir/sheep.log ]] || fail "the store is not at the ${#long_dir}-byte path of the file"
+kill_sheep 2 TERM
+
 # --- Daemonized by default, with the pid file naming the daemon. -----------
 
 cat >"$daemon_conf" <<EOF
