@@ -43,7 +43,7 @@ static int check_vnode_strategy(void)
 	int ret = EXIT_SUCCESS;
 
 	for (int i = 0; i < sd_nodes_nr; i++) {
-		struct cluster_info ci;
+		struct cluster_info ci = { 0 }; /* nodes NULL: not wanted */
 		struct sd_req req;
 		struct sd_rsp rsp;
 		bool auto_vnodes;
