@@ -92,8 +92,11 @@ for rep in $(seq "${BENCH_REPS:-3}"); do
 	rm -f "$work/files/copy"*
 done
 
-peak=()
-for p in "${pids[@]}"; do peak+=($(($(hwm_kib "$p") / 1024))); done
+peak=() after=()
+for p in "${pids[@]}"; do
+	peak+=($(($(hwm_kib "$p") / 1024)))
+	after+=($(($(rss_kib "$p") / 1024)))
+done
 
 sw=$(mbps $bytes "$sheep_w") sr=$(mbps $bytes "$sheep_r")
 fw=$(mbps $bytes "$file_w") fr=$(mbps $bytes "$file_r")
@@ -107,7 +110,7 @@ size:    $size_mib MiB, copies=3 on 3 local sheep${SHEEP_ARGS:+ (sheep $SHEEP_AR
                  sheep MB/s   files MB/s   ratio
 write            $(printf '%10s   %10s   %5s' "$sw" "$fw" "$rw")
 read             $(printf '%10s   %10s   %5s' "$sr" "$fr" "$rr")
-sheep RSS MiB idle: ${idle[*]}   peak while serving: ${peak[*]}
+sheep RSS MiB idle: ${idle[*]}   peak while serving: ${peak[*]}   idle after: ${after[*]}
 REPORT
 )
 echo "$report"

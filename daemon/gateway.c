@@ -353,7 +353,7 @@ int gateway_create_and_write_obj(struct request *req)
 	if (ret != SD_RES_SUCCESS) {
 		sd_err("oid %016" PRIx64 ": cannot read base %016" PRIx64 ": %s",
 		       oid, req->rq.obj.cow_oid, sd_strerror(ret));
-		free(full);
+		sd_free_buffer(full, obj_size);
 		return ret;
 	}
 	memcpy(full + req->rq.obj.offset, req->data, len);
@@ -365,7 +365,7 @@ int gateway_create_and_write_obj(struct request *req)
 		ret = forward_retry(&full_req, SD_OP_CREATE_AND_WRITE_PEER,
 				    full, obj_size, true, obj_size);
 	}
-	free(full);
+	sd_free_buffer(full, obj_size);
 	return ret;
 }
 
@@ -403,6 +403,11 @@ static int read_once(struct vnode_info *vi, struct request *req, bool *retry)
 			continue;
 		r = peer_exec(&n->nid, &prq, NULL, req->data, len, &rsp);
 		if (r == SD_RES_SUCCESS) {
+			/* Buffers are reused: never send what a short reply
+			 * did not fill. */
+			if (rsp.data_length < len)
+				memset((char *)req->data + rsp.data_length, 0,
+				       len - rsp.data_length);
 			req->rp.data_length = len;
 			return r;
 		}

@@ -113,7 +113,7 @@ static int recover_one(uint64_t oid, uint32_t old_epoch, uint32_t cur_epoch,
 	}
 	if (ret == SD_RES_SUCCESS)
 		ret = store_create_if_absent(oid, buf, size);
-	free(buf);
+	sd_free_buffer(buf, size);
 	return ret;
 }
 

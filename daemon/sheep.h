@@ -110,8 +110,9 @@ void wake_epoch_waiters(void);
 void put_request(struct request *req);
 struct request *alloc_request(uint32_t data_length);
 /* Payload buffers: page aligned, so that object I/O can bypass the page
- * cache (O_DIRECT). Free with free(). NULL on ENOMEM. */
+ * cache (O_DIRECT), and not zeroed. NULL on ENOMEM. */
 void *sd_alloc_buffer(size_t len);
+void sd_free_buffer(void *p, size_t len);
 void free_request(struct request *req);
 
 int server_init(const char *bindaddr, int port, const char *sock_path);
