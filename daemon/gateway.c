@@ -154,6 +154,10 @@ static int forward_once(struct vnode_info *vi, const struct request *req,
 		case SD_OP_WRITE_PEER:
 			r = store_write(req->rq.obj.oid, 0, req->rq.obj.offset,
 					len, data);
+			if (r == SD_RES_NO_OBJ &&
+			    recover_missing(req->rq.obj.oid))
+				r = store_write(req->rq.obj.oid, 0,
+						req->rq.obj.offset, len, data);
 			break;
 		default:
 			r = store_remove(req->rq.obj.oid, 0);

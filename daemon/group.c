@@ -147,8 +147,6 @@ static int epoch_members(struct sd_node *out)
 	return nr;
 }
 
-void recovery_start(uint32_t old_epoch, uint32_t new_epoch);
-
 /* Start a new epoch with the current members (every node, same order). */
 static void bump_epoch(void)
 {
@@ -579,7 +577,10 @@ int cluster_shutdown_main(const struct sd_req *req, struct sd_rsp *rsp,
 int cluster_recover_main(const struct sd_req *req, struct sd_rsp *rsp,
 			 void *data, const struct sd_node *sender)
 {
-	sys->disable_recovery = req->opcode == SD_OP_DISABLE_RECOVER;
+	__atomic_store_n(&sys->disable_recovery,
+			 req->opcode == SD_OP_DISABLE_RECOVER, __ATOMIC_RELEASE);
+	if (req->opcode == SD_OP_ENABLE_RECOVER)
+		recovery_resume();
 	return SD_RES_SUCCESS;
 }
 

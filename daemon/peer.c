@@ -62,8 +62,14 @@ int peer_write_obj(struct request *req)
 		ret = check_range(req, &obj_size);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
-	return store_write(req->rq.obj.oid, req->rq.obj.ec_index,
-			   req->rq.obj.offset, req->rq.data_length, req->data);
+	ret = store_write(req->rq.obj.oid, req->rq.obj.ec_index,
+			  req->rq.obj.offset, req->rq.data_length, req->data);
+	/* Not fetched yet by recovery: fetch it now, then write. */
+	if (ret == SD_RES_NO_OBJ && recover_missing(req->rq.obj.oid))
+		ret = store_write(req->rq.obj.oid, req->rq.obj.ec_index,
+				  req->rq.obj.offset, req->rq.data_length,
+				  req->data);
+	return ret;
 }
 
 int peer_read_obj(struct request *req)
@@ -81,6 +87,10 @@ int peer_read_obj(struct request *req)
 		return ret;
 	ret = store_read(req->rq.obj.oid, req->rq.obj.ec_index,
 			 req->rq.obj.offset, len, req->data);
+	if (ret == SD_RES_NO_OBJ && !(req->rq.flags & SD_FLAG_CMD_RECOVERY) &&
+	    recover_missing(req->rq.obj.oid))
+		ret = store_read(req->rq.obj.oid, req->rq.obj.ec_index,
+				 req->rq.obj.offset, len, req->data);
 	if (ret == SD_RES_NO_OBJ && (req->rq.flags & SD_FLAG_CMD_RECOVERY))
 		ret = store_read_stale(req->rq.obj.oid, req->rq.obj.ec_index,
 				       req->rq.obj.tgt_epoch,

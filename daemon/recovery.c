@@ -20,6 +20,8 @@
 struct recovery {
 	struct work work;
 	uint32_t old_epoch, new_epoch;
+	uint64_t store_gen; /* a format after this start voids the recovery */
+	bool deferred;      /* recovery is disabled: wait for it to be enabled */
 };
 
 static atomic_uint recovering_epoch; /* 0 when idle */
@@ -78,7 +80,7 @@ static int fetch_from(const struct sd_node *n, uint64_t oid, uint32_t old_epoch,
 
 static int recover_one(uint64_t oid, uint32_t old_epoch, uint32_t cur_epoch,
 		       const struct sd_ring *old_ring,
-		       const struct sd_ring *cur_ring)
+		       const struct sd_ring *cur_ring, uint64_t gen)
 {
 	uint8_t copies, policy, shift;
 	uint64_t size;
@@ -112,9 +114,15 @@ static int recover_one(uint64_t oid, uint32_t old_epoch, uint32_t cur_epoch,
 		}
 	}
 	if (ret == SD_RES_SUCCESS)
-		ret = store_create_if_absent(oid, buf, size);
+		ret = store_create_if_absent(oid, buf, size, gen);
 	sd_free_buffer(buf, size);
 	return ret;
+}
+
+bool recover_missing(uint64_t oid)
+{
+	return recovery_in_progress() &&
+	       recover_object_now(oid) == SD_RES_SUCCESS && store_exist(oid, 0);
 }
 
 int recover_object_now(uint64_t oid)
@@ -127,7 +135,8 @@ int recover_object_now(uint64_t oid)
 	if (!vi || !old)
 		return SD_RES_NO_OBJ;
 	old_ring = epoch_ring(old);
-	ret = recover_one(oid, old, vi->epoch, old_ring, vi->ring);
+	ret = recover_one(oid, old, vi->epoch, old_ring, vi->ring,
+			  store_generation());
 	if (old_ring)
 		ring_free(old_ring);
 	put_vnode_info(vi);
@@ -184,16 +193,10 @@ static int collect_oids(const struct sd_ring *ring, uint64_t **out, size_t *nr)
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static bool superseded(const struct recovery *r)
 {
-	return sys_epoch() != r->new_epoch;
+	return sys_epoch() != r->new_epoch ||
+	       store_generation() != r->store_gen;
 }
 
 static void recovery_fn(struct work *w)
@@ -206,18 +209,21 @@ static void recovery_fn(struct work *w)
 
 	if (!vi || vi->epoch != r->new_epoch)
 		goto out;
+	if (__atomic_load_n(&sys->disable_recovery, __ATOMIC_ACQUIRE)) {
+		/* Requests still fetch what they need (recover_missing). */
+		r->deferred = true;
+		goto out;
+	}
 	collect_oids(vi->ring, &oids, &nr);
-	qsort(oids, nr, 8, cmp_u64);
+	sort_unique_u64(oids, &nr);
 	for (size_t i = 0; i < nr && !superseded(r); i++) {
 		int ret;
 
-		if (i && oids[i] == oids[i - 1])
-			continue;
 		if (!ring_places_on_me(vi->ring, oids[i]) ||
 		    store_exist(oids[i], 0))
 			continue;
 		ret = recover_one(oids[i], r->old_epoch, r->new_epoch,
-				  old_ring, vi->ring);
+				  old_ring, vi->ring, r->store_gen);
 		if (ret == SD_RES_SUCCESS) {
 			nr_fetched++;
 		} else {
@@ -248,10 +254,21 @@ static void recovery_done(struct work *w)
 	struct recovery *r = container_of(w, struct recovery, work);
 
 	pthread_mutex_lock(&rec_lock);
-	if (atomic_load(&recovering_epoch) == r->new_epoch)
+	if (atomic_load(&recovering_epoch) == r->new_epoch && !r->deferred)
 		atomic_store(&recovering_epoch, 0);
 	pthread_mutex_unlock(&rec_lock);
+	if (r->deferred)
+		sd_notice("epoch %u: recovery is disabled, objects are fetched "
+			  "only on demand until it is enabled", r->new_epoch);
 	free(r);
+}
+
+void recovery_resume(void)
+{
+	uint32_t e = atomic_load(&recovering_epoch);
+
+	if (e)
+		recovery_start(atomic_load(&prev_epoch), e);
 }
 
 void recovery_start(uint32_t old_epoch, uint32_t new_epoch)
@@ -265,6 +282,7 @@ void recovery_start(uint32_t old_epoch, uint32_t new_epoch)
 	r = xzalloc(sizeof(*r));
 	r->old_epoch = old_epoch;
 	r->new_epoch = new_epoch;
+	r->store_gen = store_generation();
 	r->work.fn = recovery_fn;
 	r->work.done = recovery_done;
 	pthread_mutex_lock(&rec_lock);

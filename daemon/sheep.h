@@ -254,9 +254,15 @@ extern struct work_queue *gateway_wq, *io_wq, *cluster_wq, *bg_wq;
 /* Main thread, after an epoch change: fetch what this node must now hold. */
 void recovery_start(uint32_t old_epoch, uint32_t new_epoch);
 bool recovery_in_progress(void);
+/* Main thread: recovery was enabled again; finish what was deferred. */
+void recovery_resume(void);
 /* Fetch one object this node should hold but lacks, now. SD_RES_*. */
 int recover_object_now(uint64_t oid);
-int store_create_if_absent(uint64_t oid, const void *data, uint64_t size);
+/* While recovering: fetch oid if missing; true if it is here now. */
+bool recover_missing(uint64_t oid);
+int store_create_if_absent(uint64_t oid, const void *data, uint64_t size,
+			   uint64_t gen);
+uint64_t store_generation(void);
 int store_stale_one(uint64_t oid, uint32_t epoch);
 
 /* ---- the VDI namespace (vdi.c) ---- */

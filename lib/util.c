@@ -150,12 +150,12 @@ int parse_u32(const char *s, int base, uint32_t *out)
 	return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+int pwrite_full(int fd, const void *buf, size_t len, off_t off)
 {
 	const uint8_t *p = buf;
 
 	while (len) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = pwrite(fd, p, len, off);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -164,8 +164,29 @@ static int write_all(int fd, const void *buf, size_t len)
 		}
 		p += n;
 		len -= n;
+		off += n;
 	}
 	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void sort_unique_u64(uint64_t *v, size_t *nr)
+{
+	size_t j = 0;
+
+	if (!*nr)
+		return;
+	qsort(v, *nr, sizeof(*v), cmp_u64);
+	for (size_t i = 0; i < *nr; i++)
+		if (j == 0 || v[j - 1] != v[i])
+			v[j++] = v[i];
+	*nr = j;
 }
 
 static int fsync_parent_dir(const char *path)
@@ -195,7 +216,7 @@ int atomic_write_file(const char *path, const void *buf, size_t len)
 		ret = -errno;
 		goto out;
 	}
-	ret = write_all(fd, buf, len);
+	ret = pwrite_full(fd, buf, len, 0);
 	if (!ret && fsync(fd) < 0)
 		ret = -errno;
 	if (close(fd) < 0 && !ret)

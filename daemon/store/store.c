@@ -27,6 +27,10 @@ static char obj_dir[4096];
 static char stale_dir[4200];
 static bool tree_layout;
 static bool store_nosync;
+/* Bumped by store_format() under the write lock: recovery writes carry the
+ * generation they started in and are dropped if a format came between. */
+static pthread_rwlock_t format_lock = PTHREAD_RWLOCK_INITIALIZER;
+static uint64_t store_gen;
 static bool store_directio;
 
 /* Data objects are read and written around the page cache when the request
@@ -113,7 +117,7 @@ static int make_dirs(void)
 }
 
 /* Remove temporary files left by a crash in the middle of a create. */
-static void remove_tmp_files(const char *dir)
+static void remove_tmp_files(const char *dir, void *arg)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -132,18 +136,18 @@ static void remove_tmp_files(const char *dir)
 	closedir(d);
 }
 
-static void for_each_obj_dir(void (*fn)(const char *dir))
+static void for_each_obj_dir(void (*fn)(const char *dir, void *arg), void *arg)
 {
 	char p[4300];
 
-	fn(obj_dir);
+	fn(obj_dir, arg);
 	if (!tree_layout)
 		return;
 	snprintf(p, sizeof(p), "%s/meta", obj_dir);
-	fn(p);
+	fn(p, arg);
 	for (int i = 0; i < 256; i++) {
 		snprintf(p, sizeof(p), "%s/%02x", obj_dir, i);
-		fn(p);
+		fn(p, arg);
 	}
 }
 
@@ -168,7 +172,7 @@ int store_init(const char *base, const char *layout, bool nosync,
 	obj_dir_fd = open(obj_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (obj_dir_fd < 0)
 		return -errno;
-	for_each_obj_dir(remove_tmp_files);
+	for_each_obj_dir(remove_tmp_files, NULL);
 	return 0;
 }
 
@@ -206,16 +210,26 @@ static int remove_tree(const char *path)
 	return ret;
 }
 
+uint64_t store_generation(void)
+{
+	return __atomic_load_n(&store_gen, __ATOMIC_ACQUIRE);
+}
+
 int store_format(const char *layout)
 {
-	int ret = remove_tree(obj_dir);
+	int ret;
 
+	pthread_rwlock_wrlock(&format_lock);
+	__atomic_add_fetch(&store_gen, 1, __ATOMIC_RELEASE);
+	ret = remove_tree(obj_dir);
 	if (ret < 0) {
 		sd_err("cannot wipe %s: %s", obj_dir, strerror(-ret));
-		return ret;
+	} else {
+		tree_layout = layout && !strcmp(layout, "tree");
+		ret = make_dirs();
 	}
-	tree_layout = layout && !strcmp(layout, "tree");
-	return make_dirs();
+	pthread_rwlock_unlock(&format_lock);
+	return ret;
 }
 
 static int sync_dir(const char *path)
@@ -231,25 +245,6 @@ static int sync_dir(const char *path)
 		ret = -errno;
 	close(fd);
 	return ret;
-}
-
-static int write_full_at(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= n;
-		off += n;
-	}
-	return 0;
 }
 
 /*
@@ -277,7 +272,7 @@ int store_create_and_write(uint64_t oid, uint8_t ec_index, uint64_t offset,
 		return errno_to_result(ret);
 	}
 	if (base_data) {
-		ret = write_full_at(fd, base_data, obj_size, 0);
+		ret = pwrite_full(fd, base_data, obj_size, 0);
 	} else if (len < obj_size) {
 		/* Data objects are preallocated so that later writes cannot
 		 * fail for space; metadata objects stay sparse. */
@@ -291,7 +286,7 @@ int store_create_and_write(uint64_t oid, uint8_t ec_index, uint64_t offset,
 		ret = 0;
 	}
 	if (ret == 0 && len)
-		ret = write_full_at(fd, data, len, offset);
+		ret = pwrite_full(fd, data, len, offset);
 	if (ret == 0 && !store_nosync && fdatasync(fd) < 0)
 		ret = -errno;
 	if (close(fd) < 0 && ret == 0)
@@ -333,7 +328,7 @@ int store_write(uint64_t oid, uint8_t ec_index, uint64_t offset, uint32_t len,
 			       path);
 		return errno_to_result(ret);
 	}
-	ret = write_full_at(fd, data, len, offset);
+	ret = pwrite_full(fd, data, len, offset);
 	close(fd);
 	if (ret < 0) {
 		sd_err("oid %016" PRIx64 ": write of %" PRIu32 " bytes at %" PRIu64
@@ -443,95 +438,83 @@ static bool parse_obj_name(const char *name, uint64_t *oid)
 	return *end == '\0' || *end == '_';
 }
 
+/* Every live object file: fn(dir, file name, oid, arg). */
+typedef void (*obj_file_fn)(const char *dir, const char *name, uint64_t oid,
+			    void *arg);
+
+struct obj_walk {
+	obj_file_fn fn;
+	void *arg;
+};
+
+static void walk_dir(const char *dir, void *arg)
+{
+	struct obj_walk *w = arg;
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		uint64_t oid;
+
+		if (strstr(de->d_name, ".tmp") ||
+		    !parse_obj_name(de->d_name, &oid))
+			continue;
+		w->fn(dir, de->d_name, oid, w->arg);
+	}
+	closedir(d);
+}
+
+static void for_each_obj_file(obj_file_fn fn, void *arg)
+{
+	struct obj_walk w = { fn, arg };
+
+	for_each_obj_dir(walk_dir, &w);
+}
+
 struct oid_vec {
 	uint64_t *oids;
 	size_t nr, alloc;
 };
 
-static struct oid_vec *list_vec;
-
-static void list_dir(const char *dir)
+static void add_oid(const char *dir, const char *name, uint64_t oid, void *arg)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
+	struct oid_vec *v = arg;
 
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		uint64_t oid;
-
-		if (strstr(de->d_name, ".tmp") ||
-		    !parse_obj_name(de->d_name, &oid))
-			continue;
-		if (list_vec->nr == list_vec->alloc) {
-			list_vec->alloc = list_vec->alloc ? list_vec->alloc * 2
-							  : 1024;
-			list_vec->oids = xrealloc(list_vec->oids,
-						  list_vec->alloc * 8);
-		}
-		list_vec->oids[list_vec->nr++] = oid;
+	if (v->nr == v->alloc) {
+		v->alloc = v->alloc ? v->alloc * 2 : 1024;
+		v->oids = xrealloc(v->oids, v->alloc * sizeof(*v->oids));
 	}
-	closedir(d);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
+	v->oids[v->nr++] = oid;
 }
 
 int store_list(uint64_t **oids, size_t *nr)
 {
-	static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
 	struct oid_vec v = { 0 };
-	size_t j = 0;
 
-	pthread_mutex_lock(&list_lock);
-	list_vec = &v;
-	for_each_obj_dir(list_dir);
-	list_vec = NULL;
-	pthread_mutex_unlock(&list_lock);
-
-	if (v.nr)
-		qsort(v.oids, v.nr, 8, cmp_u64);
-	for (size_t i = 0; i < v.nr; i++)
-		if (j == 0 || v.oids[j - 1] != v.oids[i])
-			v.oids[j++] = v.oids[i];
+	for_each_obj_file(add_oid, &v);
+	sort_unique_u64(v.oids, &v.nr);
 	*oids = v.oids;
-	*nr = j;
+	*nr = v.nr;
 	return SD_RES_SUCCESS;
 }
 
-static uint32_t stale_epoch;
-
-static void stale_dir_fn(const char *dir)
+static void stale_one_file(const char *dir, const char *name, uint64_t oid,
+			   void *arg)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
+	uint32_t epoch = *(uint32_t *)arg;
+	char from[4600], to[4600];
 
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		uint64_t oid;
-		char from[4600], to[4600];
-
-		if (strstr(de->d_name, ".tmp") ||
-		    !parse_obj_name(de->d_name, &oid))
-			continue;
-		snprintf(from, sizeof(from), "%s/%s", dir, de->d_name);
-		snprintf(to, sizeof(to), "%s/%s.%u", stale_dir, de->d_name,
-			 stale_epoch);
-		if (rename(from, to) < 0)
-			sd_err("cannot move %s to %s: %m", from, to);
-	}
-	closedir(d);
+	snprintf(from, sizeof(from), "%s/%s", dir, name);
+	snprintf(to, sizeof(to), "%s/%s.%u", stale_dir, name, epoch);
+	if (rename(from, to) < 0)
+		sd_err("cannot move %s to %s: %m", from, to);
 }
 
 int store_stale_all(uint32_t epoch)
 {
-	stale_epoch = epoch;
-	for_each_obj_dir(stale_dir_fn);
+	for_each_obj_file(stale_one_file, &epoch);
 	return sync_dir(stale_dir) < 0 ? SD_RES_EIO : SD_RES_SUCCESS;
 }
 
@@ -553,11 +536,27 @@ int store_sync(void)
 	return syncfs(obj_dir_fd) < 0 ? -errno : 0;
 }
 
+static int create_if_absent(uint64_t oid, const void *data, uint64_t size);
+
 /*
  * Recovery's create: the object appears whole or not at all, and never
  * replaces a copy that a client wrote meanwhile (link fails if it exists).
  */
-int store_create_if_absent(uint64_t oid, const void *data, uint64_t size)
+int store_create_if_absent(uint64_t oid, const void *data, uint64_t size,
+			   uint64_t gen)
+{
+	int ret;
+
+	pthread_rwlock_rdlock(&format_lock);
+	if (gen != store_gen)
+		ret = SD_RES_AGAIN; /* the store was formatted meanwhile */
+	else
+		ret = create_if_absent(oid, data, size);
+	pthread_rwlock_unlock(&format_lock);
+	return ret;
+}
+
+static int create_if_absent(uint64_t oid, const void *data, uint64_t size)
 {
 	char path[4400], tmp[4500], dir[4200];
 	int fd, ret;
@@ -568,7 +567,7 @@ int store_create_if_absent(uint64_t oid, const void *data, uint64_t size)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return errno_to_result(errno);
-	ret = write_full_at(fd, data, size, 0);
+	ret = pwrite_full(fd, data, size, 0);
 	if (ret == 0 && !store_nosync && fdatasync(fd) < 0)
 		ret = -errno;
 	close(fd);

@@ -58,6 +58,11 @@ int parse_size(const char *s, uint64_t *out);
 int parse_u64(const char *s, int base, uint64_t *out);
 int parse_u32(const char *s, int base, uint32_t *out);
 
+/* pwrite(2) until done, retrying on EINTR. 0 or -errno. */
+int pwrite_full(int fd, const void *buf, size_t len, off_t off);
+/* Sort ascending and drop duplicates; *nr is updated. */
+void sort_unique_u64(uint64_t *v, size_t *nr);
+
 /* Atomic file replace: write tmp, fsync, rename, fsync dir. 0 or -errno. */
 int atomic_write_file(const char *path, const void *buf, size_t len);
 /* Read a whole small file into buf (at most len bytes). bytes read or -errno. */

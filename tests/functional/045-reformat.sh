@@ -19,6 +19,7 @@ assert_exit 0 dog_p 1 cluster format -f -c 2
 assert_eq "" "$(dog_p 0 vdi list -r)" "VDIs after reformat"
 for i in 0 1 2; do
 	n=$(find "$(node_dir "$i")/obj" -maxdepth 1 -type f | wc -l)
+	[[ $n == 0 ]] || ls -la "$(node_dir "$i")/obj" >&2
 	assert_eq 0 "$n" "object files on node $i after reformat"
 done
 assert_eq 1 "$(dog_p 2 cluster info -r | grep -cE '^[0-9]+ [0-9]+ \[')" "epochs after reformat"
