@@ -282,7 +282,6 @@ void sd_accept_handler(const struct sd_node *joined,
 				  "objects to .stale", ci.epoch);
 			store_stale_all(sys->epoch);
 		}
-		sys->joined = true;
 	}
 	/* Everyone adopts the state the accepting member decided on. */
 	pthread_mutex_lock(&sys->lock);

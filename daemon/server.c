@@ -378,10 +378,6 @@ void put_request(struct request *req)
 {
 	struct client_conn *c = req->conn;
 
-	if (req->local) {
-		req->local_done(req);
-		return;
-	}
 	req->rp.epoch = sys_epoch();
 	req->rp.opcode = req->rq.opcode;
 	req->rp.id = req->rq.id;

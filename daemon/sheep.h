@@ -72,9 +72,6 @@ struct request {
 	struct work work;
 	struct list_node r_list;
 	uint64_t park_deadline; /* parked until the epoch catches up (ms) */
-	bool local;             /* issued by this sheep itself, no connection */
-	void (*local_done)(struct request *);
-	void *local_priv;
 };
 
 enum op_class {
@@ -106,7 +103,7 @@ const struct sd_op_template *get_sd_op(uint8_t opcode);
 void queue_request(struct request *req);
 /* Main thread, after the epoch moved: run peer requests that waited for it. */
 void wake_epoch_waiters(void);
-/* Finish a request: send the reply (or call local_done). Main thread. */
+/* Finish a request: queue its reply on its connection. Main thread. */
 void put_request(struct request *req);
 struct request *alloc_request(uint32_t data_length);
 /* Payload buffers: page aligned, so that object I/O can bypass the page
@@ -120,13 +117,6 @@ void server_stop_listening(void);
 int nr_outstanding_requests(void);
 
 /* ---- the store (store/store.c) ---- */
-
-struct store_opts {
-	const char *base;   /* the store directory */
-	bool tree;          /* tree layout */
-	bool nosync;
-	bool directio;
-};
 
 int store_init(const char *base, const char *layout, bool nosync,
 	       bool directio);
@@ -229,7 +219,6 @@ struct system_info {
 	int nr_epoch_nodes;
 	struct sd_node *members;     /* live members now */
 	int nr_members;
-	bool joined;
 	char base_dir[4096];
 	atomic_uint_fast64_t stat[15];
 };
