@@ -552,15 +552,6 @@ int cluster_make_fs_main(const struct sd_req *req, struct sd_rsp *rsp,
 	return SD_RES_SUCCESS;
 }
 
-static void exit_when_idle(void *arg)
-{
-	if (nr_outstanding_requests() == 0) {
-		sd_notice("cluster shut down, exiting");
-		log_close();
-		exit(0);
-	}
-}
-
 int cluster_shutdown_main(const struct sd_req *req, struct sd_rsp *rsp,
 			  void *data, const struct sd_node *sender)
 {
@@ -569,7 +560,7 @@ int cluster_shutdown_main(const struct sd_req *req, struct sd_rsp *rsp,
 	if (sys->ctime)
 		save_config();
 	server_stop_listening();
-	add_timer(20, exit_when_idle, NULL);
+	exit_when_idle("cluster shut down");
 	return SD_RES_SUCCESS;
 }
 

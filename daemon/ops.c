@@ -157,20 +157,11 @@ static int local_get_store_list(struct request *req)
 	return SD_RES_SUCCESS;
 }
 
-static void kill_self(void *arg)
-{
-	if (nr_outstanding_requests() == 0) {
-		sd_notice("killed by request, exiting");
-		group_leave();
-		exit(0);
-	}
-}
-
 static int local_kill_node(struct request *req)
 {
 	sys->status = SD_STATUS_KILLED;
 	server_stop_listening();
-	add_timer(20, kill_self, NULL);
+	exit_when_idle("killed by request");
 	return SD_RES_SUCCESS;
 }
 

@@ -99,6 +99,26 @@ static void daemonize(void)
 	}
 }
 
+static const char *exit_reason;
+
+static void exit_if_idle(void *arg)
+{
+	if (nr_outstanding_requests())
+		return;
+	sd_notice("%s, exiting", exit_reason);
+	group_leave();
+	log_close();
+	exit(0);
+}
+
+void exit_when_idle(const char *reason)
+{
+	if (exit_reason)
+		return;
+	exit_reason = reason;
+	add_timer(20, exit_if_idle, NULL);
+}
+
 static void signal_handler(int fd, uint32_t events, void *data)
 {
 	struct signalfd_siginfo si;
@@ -265,7 +285,7 @@ int main(int argc, char **argv)
 		sd_emerg("cannot set up the event loop: %m");
 		return 1;
 	}
-	gateway_wq = create_work_queue("gway", 8);
+	gateway_wq = create_work_queue("gway", 16);
 	io_wq = create_work_queue("io", 8);
 	cluster_wq = create_work_queue("cluster", 1);
 	bg_wq = create_work_queue("bg", 1);

@@ -113,6 +113,8 @@ void sd_free_buffer(void *p, size_t len);
 void free_request(struct request *req);
 
 int server_init(const char *bindaddr, int port, const char *sock_path);
+/* Exit once every reply has gone out (shutdown, kill). Main thread. */
+void exit_when_idle(const char *reason);
 void server_stop_listening(void);
 int nr_outstanding_requests(void);
 

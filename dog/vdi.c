@@ -47,7 +47,7 @@ static struct vdi_cmd_data {
 
 /* ---- pipelined object I/O ---- */
 
-#define IO_WINDOW 8
+#define IO_WINDOW 16
 #define IO_PIECE_MAX (UINT32_C(4) << 20)
 
 enum io_kind {
