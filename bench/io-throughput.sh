@@ -32,6 +32,11 @@ drop_caches() {
 }
 
 now() { date +%s.%N; }
+# Milliseconds the work directory's disk was busy (/proc/diskstats io_ticks).
+disk=$(lsblk -no PKNAME "$(df --output=source "$work" | tail -1)" 2>/dev/null || true)
+[[ -n $disk ]] || disk=$(basename "$(df --output=source "$work" | tail -1)")
+busy_ms() { awk -v d="$disk" '$3 == d { print $13 }' /proc/diskstats; }
+pct() { awk -v b="$1" -v t="$2" 'BEGIN { printf "%.0f", b / 10 / t }'; }
 mbps() { awk -v b="$1" -v t="$2" 'BEGIN { printf "%.0f", b / 1048576 / t }'; }
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
@@ -68,10 +73,15 @@ for rep in $(seq "${BENCH_REPS:-3}"); do
 	t1=$(now)
 	sheep_w=$(best "$sheep_w" "$(elapsed "$t0" "$t1")")
 	drop_caches
+	b0=$(busy_ms)
 	t0=$(now)
 	"$build/dog" vdi read "bench$rep" -p $((port + 1)) >/dev/null
 	t1=$(now)
-	sheep_r=$(best "$sheep_r" "$(elapsed "$t0" "$t1")")
+	b1=$(busy_ms)
+	if [[ $(best "$sheep_r" "$(elapsed "$t0" "$t1")") != "$sheep_r" ]]; then
+		sheep_r=$(elapsed "$t0" "$t1")
+		sheep_busy=$(pct $((b1 - b0)) "$sheep_r")
+	fi
 	"$build/dog" vdi delete "bench$rep" -p "$port"
 
 	drop_caches
@@ -85,10 +95,15 @@ for rep in $(seq "${BENCH_REPS:-3}"); do
 	t1=$(now)
 	file_w=$(best "$file_w" "$(elapsed "$t0" "$t1")")
 	drop_caches
+	b0=$(busy_ms)
 	t0=$(now)
 	dd if="$work/files/copy0" of=/dev/null bs=4M status=none
 	t1=$(now)
-	file_r=$(best "$file_r" "$(elapsed "$t0" "$t1")")
+	b1=$(busy_ms)
+	if [[ $(best "$file_r" "$(elapsed "$t0" "$t1")") != "$file_r" ]]; then
+		file_r=$(elapsed "$t0" "$t1")
+		file_busy=$(pct $((b1 - b0)) "$file_r")
+	fi
 	rm -f "$work/files/copy"*
 done
 
@@ -110,6 +125,7 @@ size:    $size_mib MiB, copies=3 on 3 local sheep${SHEEP_ARGS:+ (sheep $SHEEP_AR
                  sheep MB/s   files MB/s   ratio
 write            $(printf '%10s   %10s   %5s' "$sw" "$fw" "$rw")
 read             $(printf '%10s   %10s   %5s' "$sr" "$fr" "$rr")
+disk busy during the best reads: sheep ${sheep_busy:-?}%, file ${file_busy:-?}% ($disk)
 sheep RSS MiB idle: ${idle[*]}   peak while serving: ${peak[*]}   idle after: ${after[*]}
 REPORT
 )
