@@ -17,8 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -39,9 +41,16 @@ struct client_conn {
 	/* receive side */
 	uint8_t hdr[SD_HEADER_SIZE];
 	size_t hdr_done;
-	struct request *rx_req;
-	size_t data_done;
+	struct request *rx_req;  /* accepted, payload arriving */
+	size_t data_done, rx_want;
+	struct request *skip_req; /* refused, its payload being skipped */
+	uint32_t skip_left;
+	int skip_result;
 	bool close_after_tx;
+	bool budget_wait;         /* waiting for payload memory */
+	struct list_node budget_list;
+	struct list_node conn_list;
+	uint64_t last_rx_ms;
 
 	/* send side */
 	struct list_head tx_queue;
@@ -53,6 +62,32 @@ struct client_conn {
 static int listen_fds[4];
 static int nr_listen_fds;
 static atomic_int outstanding;
+
+/*
+ * Memory that the payloads of all requests in flight may take together.
+ * A connection whose next request would go past it waits until memory is
+ * freed (small requests and a request into an empty budget always go on);
+ * any number of clients sending 64 MiB requests cannot exhaust the host's
+ * memory.
+ */
+#define RX_BUDGET (512ULL << 20)
+/* Control requests this small never wait for memory. */
+#define SMALL_REQ (64U << 10)
+/* A connection that stops sending in the middle of a request for this
+ * long is closed, so that its memory goes back to the others. */
+#define STALL_MS 60000
+static uint64_t budget_used;
+static LIST_HEAD(all_conns);
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+static LIST_HEAD(budget_waiters);
+static int resume_fd = -1;
 
 int nr_outstanding_requests(void)
 {
@@ -75,12 +110,22 @@ static void conn_close(struct client_conn *c)
 	if (c->dead)
 		return;
 	c->dead = true;
+	list_del(&c->conn_list);
 	unregister_event(c->fd);
 	close(c->fd);
 	c->fd = -1;
 	if (c->rx_req) {
 		free_request(c->rx_req);
 		c->rx_req = NULL;
+	}
+	if (c->skip_req) {
+		free_request(c->skip_req);
+		c->skip_req = NULL;
+	}
+	if (c->budget_wait) {
+		list_del(&c->budget_list);
+		c->budget_wait = false;
+		conn_put(c);
 	}
 	while (!list_empty(&c->tx_queue)) {
 		struct request *r =
@@ -107,7 +152,7 @@ static void conn_update_events(struct client_conn *c)
 
 	if (c->dead)
 		return;
-	if (!c->rx_paused && !c->close_after_tx)
+	if (!c->rx_paused && !c->close_after_tx && !c->budget_wait)
 		ev |= EPOLLIN;
 	if (c->tx_req || !list_empty(&c->tx_queue))
 		ev |= EPOLLOUT;
@@ -128,14 +173,21 @@ struct request *alloc_request(uint32_t data_length)
 	}
 	INIT_LIST_NODE(&req->r_list);
 	atomic_fetch_add(&outstanding, 1);
+	budget_used += data_length;
 	return req;
 }
 
 void free_request(struct request *req)
 {
+	uint64_t one = 1;
+
+	budget_used -= req->data_alloc;
 	sd_free_buffer(req->data, req->data_alloc);
 	free(req);
 	atomic_fetch_sub(&outstanding, 1);
+	if (!list_empty(&budget_waiters) && budget_used < RX_BUDGET &&
+	    write(resume_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		sd_err("cannot wake connections waiting for memory: %m");
 }
 
 /*
@@ -196,46 +248,89 @@ static void reply_now(struct client_conn *c, struct request *req, int result)
 	put_request(req);
 }
 
-static void conn_got_request(struct client_conn *c, struct request *req)
+/* Hand a complete request on; result is its verdict from the header. */
+static void conn_got_request(struct client_conn *c, struct request *req,
+			     int result)
 {
-	bool fatal;
-	int ret;
-
 	c->refcnt++;
 	c->inflight++;
 	req->conn = c;
 	req->rp.opcode = req->rq.opcode;
 	req->rp.id = req->rq.id;
 	req->op = get_sd_op(req->rq.opcode);
-
-	ret = validate_request(&req->rq, &fatal);
-	if (ret != SD_RES_SUCCESS) {
-		if (fatal)
-			c->close_after_tx = true;
-		reply_now(c, req, ret);
+	if (result != SD_RES_SUCCESS) {
+		reply_now(c, req, result);
 		return;
-	}
-	/* Without WRITE, data_length is the size the client accepts back. */
-	if (!(req->rq.flags & SD_FLAG_CMD_WRITE) && req->rq.data_length) {
-		req->data = sd_alloc_buffer(req->rq.data_length);
-		if (!req->data) {
-			reply_now(c, req, SD_RES_NO_MEM);
-			return;
-		}
-		req->data_alloc = req->rq.data_length;
 	}
 	if (c->inflight >= MAX_INFLIGHT_PER_CONN)
 		c->rx_paused = true;
 	queue_request(req);
 }
 
+/*
+ * The header is complete: judge it before allocating anything. A refused
+ * request's payload is skipped so that the stream stays in sync; one too
+ * large to skip closes the connection after the reply. Returns false when
+ * reading must stop for now.
+ */
+static bool start_request(struct client_conn *c)
+{
+	struct sd_req rq;
+	uint32_t plen;
+	bool fatal;
+	int ret;
+
+	sd_req_decode(c->hdr, &rq);
+	plen = (rq.flags & SD_FLAG_CMD_WRITE) ? rq.data_length : 0;
+	ret = validate_request(&rq, &fatal);
+	if (ret == SD_RES_SUCCESS && rq.data_length > SMALL_REQ &&
+	    budget_used > 0 && budget_used + rq.data_length > RX_BUDGET) {
+		c->budget_wait = true;
+		c->refcnt++;
+		list_add_tail(&c->budget_list, &budget_waiters);
+		return false;
+	}
+	if (ret == SD_RES_SUCCESS) {
+		/* The payload, or without WRITE the room for the reply. */
+		c->rx_req = alloc_request(rq.data_length);
+		if (c->rx_req) {
+			c->rx_req->rq = rq;
+			c->data_done = 0;
+			c->rx_want = plen;
+			return true;
+		}
+		sd_err("%s: cannot allocate %" PRIu32 " bytes for %s", c->peer,
+		       rq.data_length, sd_op_name(rq.opcode) ?: "a request");
+		ret = SD_RES_NO_MEM;
+	}
+	c->skip_req = alloc_request(0);
+	c->skip_req->rq = rq;
+	c->skip_result = ret;
+	c->skip_left = plen;
+	if (fatal) {
+		struct request *req = c->skip_req;
+
+		c->skip_req = NULL;
+		c->skip_left = 0;
+		c->close_after_tx = true;
+		c->hdr_done = 0;
+		conn_got_request(c, req, ret);
+		return false;
+	}
+	return true;
+}
+
 /* Read as much as is available. Returns false if the connection died. */
 static bool conn_rx(struct client_conn *c)
 {
+	static char scratch[64 * 1024];
+
 	for (;;) {
+		struct request *req;
 		ssize_t n;
 
-		if (c->rx_paused || c->close_after_tx || c->dead)
+		if (c->rx_paused || c->close_after_tx || c->dead ||
+		    c->budget_wait)
 			return true;
 
 		if (c->hdr_done < SD_HEADER_SIZE) {
@@ -246,50 +341,47 @@ static bool conn_rx(struct client_conn *c)
 			if (n < 0)
 				return errno == EAGAIN || errno == EINTR;
 			c->hdr_done += n;
-			if (c->hdr_done < SD_HEADER_SIZE)
-				continue;
-
-			struct sd_req rq;
-			uint32_t plen;
-
-			sd_req_decode(c->hdr, &rq);
-			plen = (rq.flags & SD_FLAG_CMD_WRITE) ? rq.data_length
-							       : 0;
-			if (plen > SD_MAX_PAYLOAD) {
-				/* Cannot skip that much: answer and close. */
-				struct request *req = alloc_request(0);
-
-				req->rq = rq;
-				c->close_after_tx = true;
-				conn_got_request(c, req);
-				c->hdr_done = 0;
-				return true;
-			}
-			c->rx_req = alloc_request(plen);
-			if (!c->rx_req) {
-				sd_err("%s: cannot allocate %" PRIu32 " bytes",
-				       c->peer, plen);
-				return false;
-			}
-			c->rx_req->rq = rq;
-			c->data_done = 0;
+			c->last_rx_ms = now_ms();
+			continue;
 		}
-		if (c->rx_req && c->data_done < c->rx_req->data_alloc) {
+		if (!c->rx_req && !c->skip_req) {
+			if (!start_request(c))
+				return true;
+			continue;
+		}
+		if (c->skip_req) {
+			if (c->skip_left) {
+				n = read(c->fd, scratch,
+					 MIN(c->skip_left, sizeof(scratch)));
+				if (n == 0)
+					return false;
+				if (n < 0)
+					return errno == EAGAIN || errno == EINTR;
+				c->skip_left -= n;
+				c->last_rx_ms = now_ms();
+				continue;
+			}
+			req = c->skip_req;
+			c->skip_req = NULL;
+			c->hdr_done = 0;
+			conn_got_request(c, req, c->skip_result);
+			continue;
+		}
+		if (c->data_done < c->rx_want) {
 			n = read(c->fd, (char *)c->rx_req->data + c->data_done,
-				 c->rx_req->data_alloc - c->data_done);
+				 c->rx_want - c->data_done);
 			if (n == 0)
 				return false;
 			if (n < 0)
 				return errno == EAGAIN || errno == EINTR;
 			c->data_done += n;
-			if (c->data_done < c->rx_req->data_alloc)
-				continue;
+			c->last_rx_ms = now_ms();
+			continue;
 		}
-		struct request *req = c->rx_req;
-
+		req = c->rx_req;
 		c->rx_req = NULL;
 		c->hdr_done = 0;
-		conn_got_request(c, req);
+		conn_got_request(c, req, SD_RES_SUCCESS);
 	}
 }
 
@@ -411,6 +503,30 @@ void put_request(struct request *req)
 	conn_put(c);
 }
 
+static bool listeners_paused;
+
+static void resume_listeners(void *arg)
+{
+	if (!listeners_paused)
+		return;
+	listeners_paused = false;
+	for (int i = 0; i < nr_listen_fds; i++)
+		modify_event(listen_fds[i], EPOLLIN);
+}
+
+static void pause_listeners(void)
+{
+	static bool timer_added;
+
+	if (listeners_paused)
+		return;
+	listeners_paused = true;
+	for (int i = 0; i < nr_listen_fds; i++)
+		modify_event(listen_fds[i], 0);
+	if (!timer_added && add_timer(100, resume_listeners, NULL) >= 0)
+		timer_added = true;
+}
+
 static void listen_handler(int fd, uint32_t events, void *data)
 {
 	bool is_unix = data != NULL;
@@ -424,13 +540,21 @@ static void listen_handler(int fd, uint32_t events, void *data)
 		cfd = accept4(fd, (struct sockaddr *)&ss, &len,
 			      SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (cfd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
+			if (errno == EMFILE || errno == ENFILE) {
+				/* Out of descriptors: stop accepting for a
+				 * moment instead of spinning on the listener. */
+				sd_err("accept failed: %m; pausing new connections");
+				pause_listeners();
+			} else if (errno != EAGAIN && errno != EINTR) {
 				sd_err("accept failed: %m");
+			}
 			return;
 		}
 		c = xzalloc(sizeof(*c));
 		c->fd = cfd;
 		c->refcnt = 1;
+		c->last_rx_ms = now_ms();
+		list_add_tail(&c->conn_list, &all_conns);
 		INIT_LIST_HEAD(&c->tx_queue);
 		if (is_unix) {
 			snprintf(c->peer, sizeof(c->peer), "unix");
@@ -445,6 +569,7 @@ static void listen_handler(int fd, uint32_t events, void *data)
 		}
 		if (register_event(cfd, EPOLLIN | EPOLLRDHUP, conn_handler,
 				   c) < 0) {
+			list_del(&c->conn_list);
 			close(cfd);
 			free(c);
 		}
@@ -524,9 +649,69 @@ static int listen_unix(const char *path)
 	return add_listener(fd, true);
 }
 
+static void conn_handler(int fd, uint32_t events, void *data);
+
+static void close_stalled(void *arg)
+{
+	struct client_conn *c, *tmp;
+	uint64_t now = now_ms();
+
+	list_for_each_entry_safe(c, tmp, &all_conns, conn_list) {
+		bool mid_request = c->hdr_done || c->rx_req || c->skip_req;
+
+		if (!mid_request || c->budget_wait ||
+		    now - c->last_rx_ms < STALL_MS)
+			continue;
+		sd_warn("%s: no data for %d s in the middle of a request, "
+			"closing", c->peer, STALL_MS / 1000);
+		c->refcnt++;
+		conn_close(c);
+		conn_put(c);
+	}
+}
+
+/*
+ * Memory was freed: let waiting connections try again, oldest first, each
+ * once per wake-up (one that still does not fit queues up again).
+ */
+static void resume_handler(int fd, uint32_t events, void *data)
+{
+	struct list_head batch;
+	uint64_t cnt;
+
+	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		return;
+	INIT_LIST_HEAD(&batch);
+	while (!list_empty(&budget_waiters)) {
+		struct list_node *n = budget_waiters.n.next;
+
+		list_del(n);
+		list_add_tail(n, &batch);
+	}
+	while (!list_empty(&batch)) {
+		struct client_conn *c = list_entry(batch.n.next,
+						   struct client_conn,
+						   budget_list);
+
+		list_del(&c->budget_list);
+		c->budget_wait = false;
+		if (!c->dead)
+			conn_handler(c->fd, EPOLLIN, c);
+		conn_put(c);
+	}
+}
+
 int server_init(const char *bindaddr, int port, const char *sock_path)
 {
-	int ret = listen_tcp(bindaddr, port);
+	int ret;
+
+	resume_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (resume_fd < 0 ||
+	    register_event(resume_fd, EPOLLIN, resume_handler, NULL) < 0)
+		return -errno;
+	if (add_timer(5000, close_stalled, NULL) < 0)
+		return -errno;
+	ret = listen_tcp(bindaddr, port);
 
 	if (ret < 0)
 		return ret;

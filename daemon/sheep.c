@@ -281,6 +281,15 @@ int main(int argc, char **argv)
 	if (opts.pidfile[0] && write_pidfile(opts.pidfile) < 0)
 		return 1;
 
+	{
+		/* Every client and peer is a descriptor: allow many. */
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	if (event_init() < 0 || init_signals() < 0 || work_init() < 0) {
 		sd_emerg("cannot set up the event loop: %m");
 		return 1;
