@@ -527,7 +527,9 @@ int cluster_make_fs_main(const struct sd_req *req, struct sd_rsp *rsp,
 
 		if (!ec_policy_decode(req->cluster.copy_policy, &d, &p))
 			return SD_RES_INVALID_PARMS;
-		copies = d + p;
+		/* Erasure coding is not built yet: refuse rather than
+		 * silently keep d+p full replicas. */
+		return SD_RES_NO_SUPPORT;
 	}
 	if (!sys->gateway_only && store_format(store) < 0)
 		return SD_RES_EIO;

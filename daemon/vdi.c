@@ -386,7 +386,9 @@ int vdi_new_work(struct request *req)
 
 		if (!ec_policy_decode(policy, &d, &p))
 			return SD_RES_INVALID_PARMS;
-		copies = d + p;
+		sd_err("VDI %s: erasure coding (%d:%d) is not supported yet",
+		       q.name, d, p);
+		return SD_RES_NO_SUPPORT;
 	}
 	if (copies > SD_MAX_COPIES)
 		return SD_RES_INVALID_PARMS;
