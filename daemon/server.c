@@ -650,6 +650,7 @@ static int listen_unix(const char *path)
 }
 
 static void conn_handler(int fd, uint32_t events, void *data);
+static void trim_pool(void *arg);
 
 static void close_stalled(void *arg)
 {
@@ -709,7 +710,8 @@ int server_init(const char *bindaddr, int port, const char *sock_path)
 	if (resume_fd < 0 ||
 	    register_event(resume_fd, EPOLLIN, resume_handler, NULL) < 0)
 		return -errno;
-	if (add_timer(5000, close_stalled, NULL) < 0)
+	if (add_timer(5000, close_stalled, NULL) < 0 ||
+	    add_timer(1000, trim_pool, NULL) < 0)
 		return -errno;
 	ret = listen_tcp(bindaddr, port);
 
@@ -734,17 +736,20 @@ void server_stop_listening(void)
 }
 
 /*
- * Object-sized payload buffers are recycled through a small pool: a fresh
- * 4 MiB allocation costs a kernel page-zeroing pass that showed as 30% of a
- * gateway's CPU in bench/io-throughput.sh. The pool is bounded (32 MiB) so
- * that an idle sheep stays small.
+ * Object-sized payload buffers are recycled through a pool: a fresh 4 MiB
+ * allocation costs a kernel page-zeroing pass that showed as 30% of a
+ * gateway's CPU in bench/io-throughput.sh. The pool holds enough buffers
+ * for a full pipeline while requests flow (128 MiB) and is emptied once no
+ * buffer has been taken for a few seconds, so that an idle sheep is small.
  */
 #define POOL_BUF_SIZE (4U << 20)
-#define POOL_MAX 8
+#define POOL_MAX 32
+#define POOL_IDLE_MS 3000
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *pool[POOL_MAX];
 static int pool_nr;
+static uint64_t pool_last_use;
 
 void *sd_alloc_buffer(size_t len)
 {
@@ -754,6 +759,7 @@ void *sd_alloc_buffer(size_t len)
 		pthread_mutex_lock(&pool_lock);
 		if (pool_nr)
 			p = pool[--pool_nr];
+		pool_last_use = now_ms();
 		pthread_mutex_unlock(&pool_lock);
 		if (p)
 			return p;
@@ -774,4 +780,20 @@ void sd_free_buffer(void *p, size_t len)
 		pthread_mutex_unlock(&pool_lock);
 	}
 	free(p);
+}
+
+/* Timer: give the pool's memory back once the traffic has stopped. */
+static void trim_pool(void *arg)
+{
+	void *drop[POOL_MAX];
+	int n = 0;
+
+	pthread_mutex_lock(&pool_lock);
+	if (now_ms() - pool_last_use >= POOL_IDLE_MS) {
+		while (pool_nr)
+			drop[n++] = pool[--pool_nr];
+	}
+	pthread_mutex_unlock(&pool_lock);
+	while (n)
+		free(drop[--n]);
 }
