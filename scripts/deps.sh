@@ -7,9 +7,6 @@ set -euo pipefail
 packages=(
 	# toolchain and build system
 	build-essential cmake ninja-build pkg-config
-	# libraries the build links against
-	libsystemd-dev liburcu-dev libzstd-dev libxxhash-dev
-	liburing-dev libssl-dev
 	# unit tests
 	libcmocka-dev
 	# what the scripts and functional tests run: python3 (free-port probe),
