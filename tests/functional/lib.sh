@@ -84,19 +84,34 @@ for port in range(base, base + count):
 PY
 }
 
+# Blocks are reserved with flock(1) on a lock file per block, held on a file
+# descriptor for the life of the test, so two tests running at once (ctest -j)
+# never share a block even if neither has bound its ports yet. Blocks lie below
+# the kernel's ephemeral port range, so no outgoing connection of another test
+# can take a port between the check and the bind.
+SD_PORT_LOCK_DIR=${SD_PORT_LOCK_DIR:-${TMPDIR:-/tmp}/sheepdog-test-ports}
+
 pick_port_base() {
-	local try base
-	for ((try = 0; try < 100; try++)); do
-		# Aligned blocks: two tests running at once either pick the
-		# same block (about 1 chance in 1250) or disjoint ones.
-		base=$((20000 + ((RANDOM << 15 | RANDOM) % (40000 - SD_PORT_BLOCK))))
+	local try base lo hi eph_lo eph_hi fd
+	lo=10000
+	read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range || eph_lo=32768
+	hi=$eph_lo
+	((hi - lo >= 4 * SD_PORT_BLOCK)) || hi=60000
+	mkdir -p "$SD_PORT_LOCK_DIR"
+	chmod 1777 "$SD_PORT_LOCK_DIR" 2>/dev/null || true
+	for ((try = 0; try < 200; try++)); do
+		base=$((lo + ((RANDOM << 15 | RANDOM) % (hi - lo - SD_PORT_BLOCK))))
 		base=$((base - base % SD_PORT_BLOCK))
-		if ports_free "$base" "$SD_PORT_BLOCK"; then
-			echo "$base"
+		((base >= lo)) || continue
+		exec {fd}>>"$SD_PORT_LOCK_DIR/$base.lock" || continue
+		if flock -n "$fd" && ports_free "$base" "$SD_PORT_BLOCK"; then
+			SD_PORT_LOCK_FD=$fd
+			SD_PORT_BASE=$base
 			return 0
 		fi
+		exec {fd}>&-
 	done
-	fail "no block of $SD_PORT_BLOCK free TCP ports found in 20000-60000"
+	fail "no block of $SD_PORT_BLOCK free TCP ports found in $lo-$hi"
 }
 
 check_idx() {
@@ -319,4 +334,4 @@ SD_TMP=$(mktemp -d "${TMPDIR:-/tmp}/sd-$SD_TEST_NAME.XXXXXX")
 trap sd_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-SD_PORT_BASE=$(pick_port_base)
+pick_port_base
