@@ -10,7 +10,8 @@
 # Also records each sheep's resident memory at idle, at peak and after.
 #
 # Usage: bench/io-throughput.sh [SIZE_MIB]   (default 1024)
-# Env:   SD_BUILD_DIR (default build), BENCH_DIR (default /var/tmp)
+# Env:   SD_BUILD_DIR (default build), BENCH_DIR (default /var/tmp),
+#        BENCH_REPS (alternating repetitions, best kept; default 5)
 set -euo pipefail
 
 size_mib=${1:-1024}
@@ -68,7 +69,7 @@ best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b < a) ? b : a }'; }
 # shared, and a neighbour's burst should not decide the ratio.
 sheep_w="" sheep_r="" file_w="" file_r=""
 mkdir -p "$work/files"
-for rep in $(seq "${BENCH_REPS:-3}"); do
+for rep in $(seq "${BENCH_REPS:-5}"); do
 	"$build/dog" vdi create "bench$rep" "${size_mib}M" -p "$port"
 	drop_caches
 	t0=$(now)
@@ -124,7 +125,7 @@ rr=$(awk -v a="$sr" -v b="$fr" 'BEGIN { printf "%.2f", a / b }')
 report=$(cat <<REPORT
 date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)
 machine: $(nproc) cores, $(free -g | awk '/^Mem/ {print $2}') GiB, $(uname -r), fs $(df -T "$work" | awk 'NR==2 {print $2}')
-size:    $size_mib MiB, copies=3 on 3 local sheep${SHEEP_ARGS:+ (sheep $SHEEP_ARGS)}, best of ${BENCH_REPS:-3}, drop_caches=${BENCH_DROP:-1}
+size:    $size_mib MiB, copies=3 on 3 local sheep${SHEEP_ARGS:+ (sheep $SHEEP_ARGS)}, best of ${BENCH_REPS:-5}, drop_caches=${BENCH_DROP:-1}
                  sheep MB/s   files MB/s   ratio
 write            $(printf '%10s   %10s   %5s' "$sw" "$fw" "$rw")
 read             $(printf '%10s   %10s   %5s' "$sr" "$fr" "$rr")
