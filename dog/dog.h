@@ -55,6 +55,51 @@ struct command {
 };
 
 extern const struct command vdi_command;
+
+/* The options of "dog vdi", filled by vdi.c's parser before a subcommand
+ * runs (spec 11.2). */
+struct vdi_cmd_data {
+	bool prealloc;	       /* -P */
+	bool hyper;	       /* -y */
+	bool writeback;	       /* -w */
+	uint32_t snapshot_id;  /* -s (numeric) */
+	char snapshot_tag[SD_MAX_VDI_TAG_LEN]; /* -s (tag) */
+	uint8_t nr_copies;     /* -c */
+	uint8_t copy_policy;   /* -c d:p */
+	uint8_t block_size_shift; /* -z */
+	bool has_oid;	       /* -o */
+	uint64_t oid;
+	uint32_t nr_batched;	   /* -B */
+	uint32_t reclaim_interval; /* -I, seconds */
+	uint64_t max_reclaim;	   /* -m, 0 = no limit */
+	bool no_share;		   /* -n */
+	bool exclusive;		   /* -x */
+	bool delete_attr;	   /* -d */
+	bool exist;		   /* -e */
+	bool force;		   /* -f */
+	bool reduce_identical;	   /* -R */
+	bool has_index;		   /* -i */
+	uint64_t index;
+	uint32_t from_snapshot_id; /* -F (numeric) */
+	char from_snapshot_tag[SD_MAX_VDI_TAG_LEN]; /* -F (tag) */
+};
+extern struct vdi_cmd_data vdi_cmd;
+
+/* "dog vdi" subcommands that live outside vdi.c: vdi_snap.c (snapshot,
+ * clone, rollback), vdi_info.c (tree, graph, object, track, setattr,
+ * getattr, lock, alter-copy), vdi_check.c (check). */
+int vdi_snapshot(int argc, char **argv);
+int vdi_clone(int argc, char **argv);
+int vdi_rollback(int argc, char **argv);
+int vdi_tree(int argc, char **argv);
+int vdi_graph(int argc, char **argv);
+int vdi_check(int argc, char **argv);
+int vdi_object(int argc, char **argv);
+int vdi_track(int argc, char **argv);
+int vdi_setattr(int argc, char **argv);
+int vdi_getattr(int argc, char **argv);
+int vdi_lock(int argc, char **argv);
+int vdi_alter_copy(int argc, char **argv);
 extern const struct command node_command;
 extern const struct command cluster_command;
 

@@ -27,21 +27,7 @@
 #define SD_MAX_VDI_SIZE (UINT64_C(1) << 54)
 #define DEFAULT_BATCH 128
 
-static struct vdi_cmd_data {
-	bool prealloc;
-	bool hyper;
-	bool writeback;
-	uint32_t snapshot_id;
-	char snapshot_tag[SD_MAX_VDI_TAG_LEN];
-	uint8_t nr_copies;
-	uint8_t copy_policy;
-	uint8_t block_size_shift;
-	bool has_oid;
-	uint64_t oid;
-	uint32_t nr_batched;	   /* -B */
-	uint32_t reclaim_interval; /* -I, seconds */
-	uint64_t max_reclaim;	   /* -m, 0 = no limit */
-} vdi_cmd = {
+struct vdi_cmd_data vdi_cmd = {
     .nr_batched = DEFAULT_BATCH,
 };
 
@@ -871,6 +857,43 @@ static void vdi_parser(int ch, const char *arg)
 		vdi_cmd.max_reclaim =
 		    parse_positive_or_exit(arg, "maximum reclamation");
 		break;
+	case 'n':
+		vdi_cmd.no_share = true;
+		break;
+	case 'x':
+		vdi_cmd.exclusive = true;
+		break;
+	case 'd':
+		vdi_cmd.delete_attr = true;
+		break;
+	case 'e':
+		vdi_cmd.exist = true;
+		break;
+	case 'f':
+		vdi_cmd.force = true;
+		break;
+	case 'R':
+		vdi_cmd.reduce_identical = true;
+		break;
+	case 'i':
+		if (parse_u64(arg, 0, &vdi_cmd.index) ||
+		    vdi_cmd.index > UINT32_MAX) {
+			sd_err("Invalid index '%s'", arg);
+			exit(EXIT_USAGE);
+		}
+		vdi_cmd.has_index = true;
+		break;
+	case 'F':
+		vdi_cmd.from_snapshot_id = strtoul(arg, &end, 10);
+		if (end == arg || *end) {
+			vdi_cmd.from_snapshot_id = 0;
+			snprintf(vdi_cmd.from_snapshot_tag,
+				 sizeof(vdi_cmd.from_snapshot_tag), "%s", arg);
+		} else if (vdi_cmd.from_snapshot_id == 0) {
+			sd_err("The snapshot id must be larger than zero");
+			exit(EXIT_FAILURE);
+		}
+		break;
 	}
 }
 
@@ -889,21 +912,54 @@ static const struct dog_option vdi_options[] = {
      "specify the seconds to wait between batches of reclamation"},
     {'m', "max-reclaim", true,
      "stop after reclaiming this many slots and keep the VDI"},
+    {'n', "no-share", false, "share nothing with its parent"},
+    {'x', "exclusive", false, "write in an exclusive mode"},
+    {'d', "delete", false, "delete a key"},
+    {'e', "exist", false, "only check objects exist or not"},
+    {'f', "force", false, "do operation forcibly"},
+    {'R', "reduce-identical-snapshots", false,
+     "do not create snapshot if working VDI doesn't have its own objects"},
+    {'i', "index", true, "specify the index of data objects"},
+    {'F', "from", true, "create a differential backup from the snapshot"},
     {0, NULL, false, NULL},
 };
 
 static const struct subcommand vdi_subcommands[] = {
+    {"check", "<vdiname>", "seaphT", "check and repair image's consistency",
+     CMD_NEED_NODELIST | CMD_NEED_ARG, vdi_check},
     {"create", "<vdiname> <size>", "PycaphrvzT", "create an image",
      CMD_NEED_NODELIST | CMD_NEED_ARG, vdi_create},
+    {"snapshot", "<vdiname>", "saphrvTR", "create a snapshot", CMD_NEED_ARG,
+     vdi_snapshot},
+    {"clone", "<src vdi> <dst vdi>", "sPnaphrvT", "clone an image",
+     CMD_NEED_ARG, vdi_clone},
     {"delete", "<vdiname>", "saphTBIm", "delete an image", CMD_NEED_ARG,
      vdi_delete},
+    {"rollback", "<vdiname>", "saphfrvTBI", "rollback to a snapshot",
+     CMD_NEED_ARG, vdi_rollback},
     {"list", "[vdiname]", "aprhoT", "list images", 0, vdi_list},
+    {"tree", NULL, "aphT", "show images in tree view format", 0, vdi_tree},
+    {"graph", NULL, "aphT", "show images in Graphviz dot format", 0,
+     vdi_graph},
+    {"object", "<vdiname> location|map|dump-inode", "isaphT",
+     "show object information in the image", CMD_NEED_NODELIST | CMD_NEED_ARG,
+     vdi_object},
+    {"track", "<vdiname>", "isaphoT", "show the object epoch trace in the image",
+     CMD_NEED_NODELIST | CMD_NEED_ARG, vdi_track},
+    {"setattr", "<vdiname> <key> [value]", "dxaphT", "set a VDI attribute",
+     CMD_NEED_ARG, vdi_setattr},
+    {"getattr", "<vdiname> <key>", "aphT", "get a VDI attribute", CMD_NEED_ARG,
+     vdi_getattr},
     {"resize", "<vdiname> <new size>", "aphT", "resize an image", CMD_NEED_ARG,
      vdi_resize},
     {"read", "<vdiname> [<offset> [<len>]]", "saphT", "read data from an image",
      CMD_NEED_ARG, vdi_read},
     {"write", "<vdiname> [<offset> [<len>]]", "apwhT", "write data to an image",
      CMD_NEED_ARG, vdi_write},
+    {"alter-copy", "<vdiname>", "capfhT", "set the vdi's redundancy level",
+     CMD_NEED_NODELIST | CMD_NEED_ARG, vdi_alter_copy},
+    {"lock", "list|unlock", "saphT", "see and modify the lock state of images",
+     CMD_NEED_ARG, vdi_lock},
     {NULL, NULL, NULL, NULL, 0, NULL},
 };
 
