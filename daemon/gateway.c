@@ -236,49 +236,50 @@ static int forward_retry(const struct request *req, uint8_t peer_op,
 }
 
 /*
- * A write into an inode's index may drop references to data objects
- * (discard, delete): slots whose vid changed away from a non-zero value.
- * An object nobody else shares (gref 0,0) is removed here; shared ones are
- * left to reference counting.
+ * A write into a flat inode's index may drop references to data objects
+ * (copy on write, discard, delete): the slots whose vid changed away from
+ * a non-zero value. Those objects are removed unless another member of the
+ * family still references them (reclaim.c).
  */
 static void release_index_slots(const struct request *req,
 				const uint8_t *old_slots, uint32_t first,
 				uint32_t nr)
 {
-	uint64_t oid = req->rq.obj.oid;
-	uint32_t vid = oid_to_vid(oid);
-	uint8_t *grefs = xmalloc((size_t)nr * 8);
-	int ret;
+	uint32_t vid = oid_to_vid(req->rq.obj.oid);
+	struct obj_refs cand = { 0 };
 
-	ret = sd_read_object(oid, grefs, nr * 8,
-			     SD_INODE_OFF_GREF + (uint64_t)first * 8);
-	for (uint32_t i = 0; i < nr && ret == SD_RES_SUCCESS; i++) {
+	for (uint32_t i = 0; i < nr; i++) {
 		uint64_t off = SD_INODE_OFF_DATA_VDI_ID + (uint64_t)(first + i) * 4;
 		uint32_t old_vid = get_le32(old_slots + i * 4);
-		uint32_t new_vid;
 
 		if (!old_vid || off < req->rq.obj.offset ||
 		    off + 4 > req->rq.obj.offset + req->rq.data_length)
 			continue;
-		new_vid = get_le32((const uint8_t *)req->data +
-				   (off - req->rq.obj.offset));
-		if (new_vid == old_vid)
-			continue;
-		if (get_le64(grefs + i * 8) != 0) {
-			sd_info("vdi %" PRIx32 " slot %" PRIu32
-				": object of vid %" PRIx32
-				" is shared, not removed",
-				vid, first + i, old_vid);
-			continue;
-		}
-		int r = sd_remove_object(vid_to_data_oid(old_vid, first + i));
-
-		if (r != SD_RES_SUCCESS && r != SD_RES_NO_OBJ)
-			sd_err("vdi %" PRIx32 ": cannot remove object %" PRIu32
-			       " of vid %" PRIx32 ": %s", vid, first + i,
-			       old_vid, sd_strerror(r));
+		if (get_le32((const uint8_t *)req->data +
+			     (off - req->rq.obj.offset)) != old_vid)
+			obj_refs_add(&cand, first + i, old_vid);
 	}
-	free(grefs);
+	vdi_reclaim(vid, &cand);
+	obj_refs_free(&cand);
+}
+
+/* Hyper volumes keep a B-tree where flat inodes keep their slots. When
+ * in doubt, the write is treated as not touching slots: nothing is
+ * reclaimed, which can leak but never loses an object. */
+static bool inode_is_flat(uint64_t oid)
+{
+	uint8_t store_policy;
+
+	return sd_read_object(oid, &store_policy, 1,
+			      SD_INODE_OFF_STORE_POLICY) == SD_RES_SUCCESS &&
+	       store_policy == 0;
+}
+
+/* Data objects of a snapshot are read-only (spec 4.4). */
+static bool is_readonly(uint64_t oid)
+{
+	return (is_data_obj(oid) || is_vmstate_obj(oid)) &&
+	       vdi_is_snapshot(oid_to_vid(oid));
 }
 
 int gateway_write_obj(struct request *req)
@@ -290,8 +291,10 @@ int gateway_write_obj(struct request *req)
 
 	if (ret != SD_RES_SUCCESS)
 		return ret;
+	if (is_readonly(req->rq.obj.oid))
+		return SD_RES_READONLY;
 	if (is_vdi_obj(req->rq.obj.oid) && off + len > SD_INODE_OFF_DATA_VDI_ID &&
-	    off < SD_INODE_OFF_GREF) {
+	    off < SD_INODE_OFF_GREF && inode_is_flat(req->rq.obj.oid)) {
 		uint64_t s = MAX(off, (uint64_t)SD_INODE_OFF_DATA_VDI_ID);
 		uint64_t e = MIN(off + len, (uint64_t)SD_INODE_OFF_GREF);
 
@@ -338,6 +341,8 @@ int gateway_create_and_write_obj(struct request *req)
 
 	if (ret != SD_RES_SUCCESS)
 		return ret;
+	if (is_readonly(oid))
+		return SD_RES_READONLY;
 	if (!(req->rq.flags & SD_FLAG_CMD_COW) || len == obj_size)
 		return forward_retry(req, SD_OP_CREATE_AND_WRITE_PEER,
 				     req->data, len, true, obj_size);

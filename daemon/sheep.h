@@ -96,6 +96,9 @@ struct sd_op_template {
 	 * data is the request payload or the work phase's reply payload. */
 	int (*process_main)(const struct sd_req *req, struct sd_rsp *rsp,
 			    void *data, const struct sd_node *sender);
+	/* Optional, cluster ops: runs on the requester, on a worker, after
+	 * its main phase succeeded; the client is answered when it returns. */
+	int (*process_after)(struct request *req);
 };
 
 const struct sd_op_template *get_sd_op(uint8_t opcode);
@@ -181,6 +184,10 @@ int peer_read_obj(struct request *req);
 int peer_write_obj(struct request *req);
 int peer_create_and_write_obj(struct request *req);
 int peer_remove_obj(struct request *req);
+
+/* Replica checks for "dog vdi check" (check.c): GET_HASH, REPAIR_REPLICA. */
+int local_get_hash(struct request *req);
+int local_repair_replica(struct request *req);
 
 /* Object I/O from inside the daemon (cluster work, VDI code), through the
  * same placement and replication as client requests. SD_RES_* codes. */
@@ -284,5 +291,51 @@ int vdi_lock_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
 		 const struct sd_node *sender);
 int vdi_release_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
 		 const struct sd_node *sender);
+/* GET_VDI_INFO's lookup for other modules: (name, tag, snapid) to vid and
+ * inode header (spec 4.3). SD_RES_* code. */
+int vdi_lookup_by_name(const char *name, const char *tag, uint32_t snapid,
+		       uint32_t *vid, struct sd_inode_header *inode);
+/* Main phase of ALTER_VDI_COPY: this node's copy count for vid. */
+int vdi_set_copies(uint32_t vid, uint8_t copies);
+
+/* ---- VDI attributes (vdi_attr.c) and copy counts (vdi_copies.c) ---- */
+
+int vdi_attr_work(struct request *req);
+int vdi_alter_copy_work(struct request *req);
+int vdi_alter_copy_main(const struct sd_req *req, struct sd_rsp *rsp,
+			void *data, const struct sd_node *sender);
+int vdi_alter_copy_after(struct request *req);
+/* Is vid a snapshot (its data objects are read-only)? */
+bool vdi_is_snapshot(uint32_t vid);
+/* The live (not deleted) VDIs of vid's family: every VDI with the same
+ * root ancestor, vid included if live. Caller frees *members. */
+void vdi_family(uint32_t vid, uint32_t **members, size_t *nr);
+
+/* ---- index views and space reclamation (reclaim.c) ---- */
+
+struct obj_ref {
+	uint32_t idx; /* data object index */
+	uint32_t vid; /* the vid whose object (vid, idx) is referenced */
+};
+
+struct obj_refs {
+	struct obj_ref *ent;
+	size_t nr, cap;
+	uint64_t *leaves; /* B-tree leaf objects met while reading */
+	size_t nr_leaves;
+};
+
+void obj_refs_add(struct obj_refs *r, uint32_t idx, uint32_t vid);
+void obj_refs_free(struct obj_refs *r);
+/* Append the non-zero index entries of inode vid (header h) with index in
+ * [lo, hi], for flat VDIs and hyper volumes alike. SD_RES_* code. */
+int vdi_read_index(uint32_t vid, const struct sd_inode_header *h,
+		   uint32_t lo, uint32_t hi, struct obj_refs *r);
+/*
+ * vid no longer references the objects in cand: remove those that no live
+ * member of its family references. cand is sorted and deduplicated in
+ * place. On a read failure nothing is removed and the error returned.
+ */
+int vdi_reclaim(uint32_t vid, struct obj_refs *cand);
 
 #endif

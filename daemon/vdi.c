@@ -353,29 +353,296 @@ int vdi_lookup_work(struct request *req)
 	return ret;
 }
 
-/* ---- create (spec 4.4, "create" form) ---- */
+/* ---- NEW_VDI (spec 4.4): create, snapshot, clone, rebase ---- */
 
-int vdi_new_work(struct request *req)
+bool vdi_is_snapshot(uint32_t vid)
+{
+	struct vdi_state *s;
+	bool r;
+
+	pthread_rwlock_rdlock(&vdi_lock);
+	s = state_find(vid);
+	r = s && s->snapshot;
+	pthread_rwlock_unlock(&vdi_lock);
+	return r;
+}
+
+/* The root of vid's family: follow parent links (bounded, against loops
+ * in corrupt metadata). Called with vdi_lock held. */
+static uint32_t family_root(uint32_t vid)
+{
+	for (size_t steps = 0; steps <= states_nr; steps++) {
+		struct vdi_state *s = state_find(vid);
+
+		if (!s || !s->parent_vid)
+			return vid;
+		vid = s->parent_vid;
+	}
+	return vid;
+}
+
+void vdi_family(uint32_t vid, uint32_t **members, size_t *nr)
+{
+	uint32_t root;
+
+	*nr = 0;
+	pthread_rwlock_rdlock(&vdi_lock);
+	*members = xmalloc((states_nr + 1) * sizeof(**members));
+	root = family_root(vid);
+	for (size_t i = 0; i < states_cap; i++)
+		if (states[i].vid && !states[i].deleted &&
+		    family_root(states[i].vid) == root)
+			(*members)[(*nr)++] = states[i].vid;
+	pthread_rwlock_unlock(&vdi_lock);
+}
+
+/*
+ * The index bytes that follow the header of a new inode derived from src:
+ * the first nr_slots slots of a flat index, or a copy of a hyper volume's
+ * B-tree (a depth-2 tree gets its own copies of the leaves, owned by
+ * new_vid). *counter is the new inode's btree_counter.
+ */
+static int copy_index(const struct sd_inode_header *src, uint32_t new_vid,
+		      uint64_t nr_slots, uint8_t **out, uint32_t *len,
+		      uint32_t *counter)
+{
+	uint64_t src_oid = vid_to_vdi_oid(src->vdi_id);
+	uint8_t hdr[8];
+	uint16_t depth;
+	uint32_t n;
+	int ret;
+
+	*counter = 0;
+	if (src->store_policy == 0) {
+		nr_slots = MIN(nr_slots, inode_nr_slots(src->vdi_size,
+							src->block_size_shift));
+		nr_slots = MIN(nr_slots, (uint64_t)SD_MAX_DATA_OBJS);
+		*len = nr_slots * 4;
+		*out = xmalloc(*len + 1);
+		return nr_slots ? sd_read_object(src_oid, *out, *len,
+						 SD_INODE_OFF_DATA_VDI_ID)
+				: SD_RES_SUCCESS;
+	}
+	ret = sd_read_object(src_oid, hdr, sizeof(hdr), SD_INODE_OFF_DATA_VDI_ID);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	depth = get_le16(hdr + 2);
+	n = get_le32(hdr + 4);
+	if (get_le16(hdr) != 0x6274 || depth < 1 || depth > 2 ||
+	    n > (4 * SD_MAX_DATA_OBJS - 8) / (depth == 1 ? 8 : 16)) {
+		if (get_le32(hdr) == 0) {
+			/* An uninitialised root: start an empty tree. */
+			*len = 8;
+			*out = xzalloc(8);
+			put_le16(*out, 0x6274);
+			put_le16(*out + 2, 1);
+			return SD_RES_SUCCESS;
+		}
+		sd_err("vdi %" PRIx32 ": corrupt B-tree root", src->vdi_id);
+		return SD_RES_EIO;
+	}
+	*len = 8 + n * (depth == 1 ? 8 : 16);
+	*out = xmalloc(*len);
+	ret = sd_read_object(src_oid, *out, *len, SD_INODE_OFF_DATA_VDI_ID);
+	for (uint32_t i = 0; depth == 2 && ret == SD_RES_SUCCESS && i < n; i++) {
+		uint8_t *e = *out + 8 + i * 16, *leaf;
+		uint64_t from = get_le64(e + 8), to;
+
+		if (!is_vdi_btree_obj(from) || oid_to_vid(from) != src->vdi_id) {
+			ret = SD_RES_EIO;
+			break;
+		}
+		leaf = sd_alloc_buffer(SD_BTREE_OBJ_SIZE);
+		if (!leaf) {
+			ret = SD_RES_NO_MEM;
+			break;
+		}
+		to = SD_VDI_BTREE_BIT | ((uint64_t)new_vid << 32) | (*counter)++;
+		ret = sd_read_object(from, leaf, SD_BTREE_OBJ_SIZE, 0);
+		if (ret == SD_RES_SUCCESS)
+			ret = sd_write_object(to, leaf, SD_BTREE_OBJ_SIZE, 0, true,
+					      src->nr_copies);
+		sd_free_buffer(leaf, SD_BTREE_OBJ_SIZE);
+		put_le64(e + 8, to);
+	}
+	if (ret != SD_RES_SUCCESS) {
+		free(*out);
+		*out = NULL;
+	}
+	return ret;
+}
+
+/* Write a new inode: header h followed by index bytes (may be none). */
+static int write_new_inode(const struct sd_inode_header *h,
+			   const uint8_t *index, uint32_t index_len)
+{
+	uint8_t *buf = xmalloc(SD_INODE_HEADER_SIZE + index_len);
+	int ret;
+
+	sd_inode_header_encode(h, buf);
+	if (index_len)
+		memcpy(buf + SD_INODE_HEADER_SIZE, index, index_len);
+	ret = sd_write_object(vid_to_vdi_oid(h->vdi_id), buf,
+			      SD_INODE_HEADER_SIZE + index_len, 0, true,
+			      h->nr_copies);
+	free(buf);
+	if (ret != SD_RES_SUCCESS)
+		sd_err("VDI %s: cannot write inode %" PRIx32 ": %s", h->name,
+		       h->vdi_id, sd_strerror(ret));
+	return ret;
+}
+
+/* A live snapshot to derive from, or an error for the client. */
+static int read_base(uint32_t base, struct sd_inode_header *h)
+{
+	int ret;
+
+	if (!base || base >= SD_NR_VDIS || !vid_in_use(base))
+		return SD_RES_NO_VDI;
+	ret = read_inode_header(base, h);
+	if (ret != SD_RES_SUCCESS)
+		return SD_RES_VDI_READ;
+	if (!h->name[0])
+		return SD_RES_NO_VDI;
+	if (!inode_is_snapshot(h)) {
+		sd_err("VDI %s (vid %" PRIx32 ") is not a snapshot: only "
+		       "snapshots can be cloned", h->name, base);
+		return SD_RES_INVALID_PARMS;
+	}
+	return SD_RES_SUCCESS;
+}
+
+/*
+ * Snapshot (base = the current vid) and rebase (base = a snapshot): the
+ * current inode is frozen (snap_ctime set) and keeps its vid; a new working
+ * inode with the next snap_id takes the name, sharing every object of its
+ * parent. The new inode is written before the old one is frozen, so a crash
+ * in between leaves the name with a working VDI.
+ */
+static int new_snapshot(struct request *req, const struct vdi_query *q,
+			const struct vdi_found *f)
+{
+	struct sd_req *rq = &req->rq;
+	struct sd_inode_header cur = f->inode, src, h;
+	uint8_t *index = NULL, ts[8];
+	uint32_t len, counter;
+	int ret;
+
+	if (rq->vdi.base_vdi_id == f->vid) {
+		src = cur;
+	} else {
+		ret = read_base(rq->vdi.base_vdi_id, &src);
+		if (ret != SD_RES_SUCCESS)
+			return ret;
+	}
+	h = src;
+	memset(h.tag, 0, sizeof(h.tag));
+	memcpy(h.name, q->name, sizeof(h.name));
+	h.create_time = sd_time_now();
+	h.snap_ctime = 0;
+	h.vm_clock_nsec = 0;
+	h.vm_state_size = 0;
+	h.snap_id = cur.snap_id + 1;
+	h.vdi_id = f->free_vid;
+	h.parent_vdi_id = src.vdi_id;
+	if (src.vdi_id != cur.vdi_id && rq->vdi.vdi_size > src.vdi_size &&
+	    (src.store_policy || rq->vdi.vdi_size <=
+					 inode_max_size(src.block_size_shift)))
+		h.vdi_size = rq->vdi.vdi_size;
+	ret = copy_index(&src, h.vdi_id, SD_MAX_DATA_OBJS, &index, &len,
+			 &counter);
+	if (ret != SD_RES_SUCCESS)
+		return SD_RES_VDI_READ;
+	h.btree_counter = counter;
+	ret = write_new_inode(&h, index, len);
+	free(index);
+	if (ret != SD_RES_SUCCESS)
+		return SD_RES_VDI_WRITE;
+
+	put_le64(ts, sd_time_now());
+	ret = sd_write_object(vid_to_vdi_oid(cur.vdi_id), ts, sizeof(ts),
+			      SD_INODE_OFF_SNAP_CTIME, false, cur.nr_copies);
+	if (ret != SD_RES_SUCCESS) {
+		sd_err("VDI %s: cannot freeze inode %" PRIx32 ": %s", q->name,
+		       cur.vdi_id, sd_strerror(ret));
+		sd_remove_object(vid_to_vdi_oid(h.vdi_id));
+		return SD_RES_VDI_WRITE;
+	}
+	rq->vdi.type = cur.vdi_id; /* tells the main phase what was frozen */
+	rq->vdi.copies = h.nr_copies;
+	rq->vdi.copy_policy = h.copy_policy;
+	rq->vdi.block_size_shift = h.block_size_shift;
+	rq->vdi.base_vdi_id = h.parent_vdi_id;
+	req->rp.vdi.vdi_id = h.vdi_id;
+	req->rp.vdi.copies = h.nr_copies;
+	req->rp.vdi.block_size_shift = h.block_size_shift;
+	sd_info("VDI %s: vid %" PRIx32 " is now snapshot %" PRIu32
+		", working VDI %" PRIx32 " derived from %" PRIx32, q->name,
+		cur.vdi_id, cur.snap_id, h.vdi_id, src.vdi_id);
+	return SD_RES_SUCCESS;
+}
+
+/* Clone: a new name whose index is a copy of a snapshot's. */
+static int new_clone(struct request *req, const struct vdi_query *q,
+		     const struct vdi_found *f)
+{
+	struct sd_req *rq = &req->rq;
+	struct sd_inode_header src, h;
+	uint8_t *index = NULL;
+	uint32_t len, counter;
+	int ret = read_base(rq->vdi.base_vdi_id, &src);
+
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	h = src;
+	memset(h.name, 0, sizeof(h.name));
+	memset(h.tag, 0, sizeof(h.tag));
+	memcpy(h.name, q->name, sizeof(h.name));
+	h.create_time = sd_time_now();
+	h.snap_ctime = 0;
+	h.vm_clock_nsec = 0;
+	h.vm_state_size = 0;
+	h.snap_id = f->next_snapid;
+	h.vdi_id = f->free_vid;
+	h.parent_vdi_id = src.vdi_id;
+	if (rq->vdi.vdi_size) {
+		if (src.store_policy == 0 &&
+		    rq->vdi.vdi_size > inode_max_size(src.block_size_shift))
+			return SD_RES_INVALID_PARMS;
+		h.vdi_size = rq->vdi.vdi_size;
+	}
+	ret = copy_index(&src, h.vdi_id,
+			 inode_nr_slots(h.vdi_size, h.block_size_shift), &index,
+			 &len, &counter);
+	if (ret != SD_RES_SUCCESS)
+		return SD_RES_VDI_READ;
+	h.btree_counter = counter;
+	ret = write_new_inode(&h, index, len);
+	free(index);
+	if (ret != SD_RES_SUCCESS)
+		return SD_RES_VDI_WRITE;
+	rq->vdi.type = 0;
+	rq->vdi.copies = h.nr_copies;
+	rq->vdi.copy_policy = h.copy_policy;
+	rq->vdi.block_size_shift = h.block_size_shift;
+	req->rp.vdi.vdi_id = h.vdi_id;
+	req->rp.vdi.copies = h.nr_copies;
+	req->rp.vdi.block_size_shift = h.block_size_shift;
+	sd_info("VDI %s: vid %" PRIx32 " cloned from snapshot %" PRIx32,
+		q->name, h.vdi_id, src.vdi_id);
+	return SD_RES_SUCCESS;
+}
+
+static int new_create(struct request *req, const struct vdi_query *q,
+		      const struct vdi_found *f)
 {
 	struct sd_req *rq = &req->rq;
 	struct sd_inode_header h = { 0 };
-	struct vdi_query q;
-	struct vdi_found f;
 	uint8_t copies = rq->vdi.copies, policy = rq->vdi.copy_policy;
 	uint8_t shift = rq->vdi.block_size_shift, def_copies, def_policy,
 		def_shift;
-	uint8_t buf[SD_INODE_HEADER_SIZE + 8] = { 0 };
-	uint32_t len = SD_INODE_HEADER_SIZE;
-	int ret;
+	uint8_t root[8] = { 0 };
 
-	ret = parse_query(rq, req->data, &q);
-	if (ret != SD_RES_SUCCESS)
-		return ret;
-	if (rq->vdi.snapid || rq->vdi.base_vdi_id) {
-		sd_err("VDI %s: snapshots and clones are not supported yet",
-		       q.name);
-		return SD_RES_NO_SUPPORT;
-	}
 	sys_cluster_defaults(&def_copies, &def_policy, &def_shift, NULL);
 	if (!copies) {
 		copies = def_copies;
@@ -387,7 +654,7 @@ int vdi_new_work(struct request *req)
 		if (!ec_policy_decode(policy, &d, &p))
 			return SD_RES_INVALID_PARMS;
 		sd_err("VDI %s: erasure coding (%d:%d) is not supported yet",
-		       q.name, d, p);
+		       q->name, d, p);
 		return SD_RES_NO_SUPPORT;
 	}
 	if (copies > SD_MAX_COPIES)
@@ -399,70 +666,98 @@ int vdi_new_work(struct request *req)
 	if (rq->vdi.store_policy > 1 ||
 	    (rq->vdi.store_policy == 0 &&
 	     rq->vdi.vdi_size > inode_max_size(shift))) {
-		sd_err("VDI %s: size %" PRIu64 " is too large", q.name,
+		sd_err("VDI %s: size %" PRIu64 " is too large", q->name,
 		       rq->vdi.vdi_size);
 		return SD_RES_INVALID_PARMS;
 	}
 
-	ret = vdi_lookup(&q, &f);
-	if (ret == SD_RES_SUCCESS)
-		return SD_RES_VDI_EXIST;
-	if (ret != SD_RES_NO_VDI)
-		return ret;
-
-	memcpy(h.name, q.name, sizeof(h.name) - 1);
+	memcpy(h.name, q->name, sizeof(h.name));
 	h.create_time = sd_time_now();
 	h.vdi_size = rq->vdi.vdi_size;
 	h.copy_policy = policy;
 	h.store_policy = rq->vdi.store_policy;
 	h.nr_copies = copies;
 	h.block_size_shift = shift;
-	h.snap_id = f.next_snapid;
-	h.vdi_id = f.free_vid;
-	sd_inode_header_encode(&h, buf);
-	if (h.store_policy == 1) {
-		/* An empty B-tree root: magic, depth 1, no entries. */
-		put_le16(buf + SD_INODE_HEADER_SIZE, 0x6274);
-		put_le16(buf + SD_INODE_HEADER_SIZE + 2, 1);
-		len += 8;
-	}
-	ret = sd_write_object(vid_to_vdi_oid(h.vdi_id), buf, len, 0, true,
-			      copies);
-	if (ret != SD_RES_SUCCESS) {
-		sd_err("VDI %s: cannot write inode %" PRIx32 ": %s", q.name,
-		       h.vdi_id, sd_strerror(ret));
+	h.snap_id = f->next_snapid;
+	h.vdi_id = f->free_vid;
+	/* A hyper volume starts with an empty B-tree root. */
+	put_le16(root, 0x6274);
+	put_le16(root + 2, 1);
+	if (write_new_inode(&h, root, h.store_policy == 1 ? 8 : 0) !=
+	    SD_RES_SUCCESS)
 		return SD_RES_VDI_WRITE;
-	}
 	req->rp.vdi.vdi_id = h.vdi_id;
 	req->rp.vdi.copies = copies;
 	req->rp.vdi.block_size_shift = shift;
 	/* Tell the main phase what was decided. */
+	rq->vdi.type = 0;
 	rq->vdi.copies = copies;
 	rq->vdi.copy_policy = policy;
 	rq->vdi.block_size_shift = shift;
-	sd_info("created VDI %s, vid %" PRIx32 ", %" PRIu64 " bytes", q.name,
+	sd_info("created VDI %s, vid %" PRIx32 ", %" PRIu64 " bytes", q->name,
 		h.vdi_id, h.vdi_size);
 	return SD_RES_SUCCESS;
+}
+
+int vdi_new_work(struct request *req)
+{
+	struct sd_req *rq = &req->rq;
+	struct vdi_query q;
+	struct vdi_found f;
+	int ret = parse_query(rq, req->data, &q);
+
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	/* The lookup is for the current VDI of the name, whatever snapid
+	 * says: snapid selects the form of NEW_VDI here. */
+	q.snapid = 0;
+	ret = vdi_lookup(&q, &f);
+	if (rq->vdi.snapid) {
+		if (ret != SD_RES_SUCCESS)
+			return ret;
+		return new_snapshot(req, &q, &f);
+	}
+	if (ret == SD_RES_SUCCESS)
+		return SD_RES_VDI_EXIST;
+	if (ret != SD_RES_NO_VDI)
+		return ret;
+	if (rq->vdi.base_vdi_id)
+		return new_clone(req, &q, &f);
+	return new_create(req, &q, &f);
 }
 
 int vdi_new_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
 		 const struct sd_node *sender)
 {
+	if (req->vdi.type && req->vdi.type < SD_NR_VDIS) {
+		struct vdi_state *s;
+
+		pthread_rwlock_wrlock(&vdi_lock);
+		s = state_find(req->vdi.type);
+		if (s)
+			s->snapshot = 1;
+		pthread_rwlock_unlock(&vdi_lock);
+	}
 	register_vdi(rsp->vdi.vdi_id, req->vdi.copies, req->vdi.copy_policy,
 		     req->vdi.block_size_shift, req->vdi.base_vdi_id, false,
 		     false);
 	return SD_RES_SUCCESS;
 }
 
-/* ---- delete (spec 4.5), reclaiming the VDI's own objects ---- */
+/* ---- delete (spec 4.5) ---- */
 
+/*
+ * The inode becomes a tombstone first (name and size zeroed, no index;
+ * the header keeps its parent link so that the family stays connected),
+ * then the objects it referenced that nobody else does are removed. A
+ * crash in between leaks objects but never loses one somebody needs.
+ */
 int vdi_del_work(struct request *req)
 {
 	struct vdi_query q;
 	struct vdi_found f;
 	struct sd_inode_header h;
-	uint8_t *buf = NULL;
-	uint64_t nr_slots;
+	struct obj_refs refs = { 0 };
 	int ret = parse_query(&req->rq, req->data, &q);
 
 	if (ret != SD_RES_SUCCESS)
@@ -473,45 +768,24 @@ int vdi_del_work(struct request *req)
 	h = f.inode;
 	req->rp.vdi.vdi_id = f.vid;
 
-	if (h.store_policy == 0) {
-		nr_slots = inode_nr_slots(h.vdi_size, h.block_size_shift);
-		if (nr_slots > SD_MAX_DATA_OBJS)
-			nr_slots = SD_MAX_DATA_OBJS;
-		buf = xmalloc(nr_slots * 4 + 1);
-		ret = sd_read_object(vid_to_vdi_oid(f.vid), buf, nr_slots * 4,
-				     SD_INODE_OFF_DATA_VDI_ID);
-		if (ret != SD_RES_SUCCESS) {
-			free(buf);
-			return SD_RES_VDI_READ;
-		}
-		for (uint64_t i = 0; i < nr_slots; i++) {
-			uint32_t vid = get_le32(buf + i * 4);
-
-			if (vid != f.vid)
-				continue;
-			ret = sd_remove_object(vid_to_data_oid(vid, i));
-			if (ret != SD_RES_SUCCESS && ret != SD_RES_NO_OBJ) {
-				sd_err("VDI %s: cannot remove object %" PRIu64
-				       ": %s", q.name, i, sd_strerror(ret));
-				free(buf);
-				return ret;
-			}
-		}
-		free(buf);
+	ret = vdi_read_index(f.vid, &h, 0, UINT32_MAX, &refs);
+	if (ret != SD_RES_SUCCESS) {
+		sd_err("VDI %s: cannot read index of vid %" PRIx32 ": %s",
+		       q.name, f.vid, sd_strerror(ret));
+		obj_refs_free(&refs);
+		return SD_RES_VDI_READ;
 	}
 
-	/* Keep a tombstone: the header without name and size, no index. */
-	{
-		uint8_t hdr[SD_INODE_HEADER_SIZE];
-
-		memset(h.name, 0, sizeof(h.name));
-		h.vdi_size = 0;
-		sd_inode_header_encode(&h, hdr);
-		ret = sd_write_object(vid_to_vdi_oid(f.vid), hdr, sizeof(hdr),
-				      0, true, h.nr_copies);
-		if (ret != SD_RES_SUCCESS)
-			return SD_RES_VDI_WRITE;
+	memset(h.name, 0, sizeof(h.name));
+	h.vdi_size = 0;
+	if (write_new_inode(&h, NULL, 0) != SD_RES_SUCCESS) {
+		obj_refs_free(&refs);
+		return SD_RES_VDI_WRITE;
 	}
+	vdi_reclaim(f.vid, &refs);
+	for (size_t i = 0; i < refs.nr_leaves; i++)
+		sd_remove_object(refs.leaves[i]);
+	obj_refs_free(&refs);
 	sd_info("deleted VDI %s, vid %" PRIx32, q.name, f.vid);
 	return SD_RES_SUCCESS;
 }
@@ -587,4 +861,39 @@ int vdi_release_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
 	}
 	pthread_rwlock_unlock(&vdi_lock);
 	return SD_RES_SUCCESS;
+}
+
+/* ---- for the other VDI modules (vdi_attr.c, vdi_copies.c) ---- */
+
+int vdi_lookup_by_name(const char *name, const char *tag, uint32_t snapid,
+		       uint32_t *vid, struct sd_inode_header *inode)
+{
+	struct vdi_query q = { 0 };
+	struct vdi_found f;
+	int ret;
+
+	if (!name[0] || strlen(name) >= SD_MAX_VDI_LEN ||
+	    strlen(tag) >= SD_MAX_VDI_TAG_LEN)
+		return SD_RES_INVALID_PARMS;
+	memcpy(q.name, name, strlen(name));
+	memcpy(q.tag, tag, strlen(tag));
+	q.snapid = snapid;
+	ret = vdi_lookup(&q, &f);
+	if (ret == SD_RES_SUCCESS) {
+		*vid = f.vid;
+		*inode = f.inode;
+	}
+	return ret;
+}
+
+int vdi_set_copies(uint32_t vid, uint8_t copies)
+{
+	struct vdi_state *s;
+
+	pthread_rwlock_wrlock(&vdi_lock);
+	s = state_find(vid);
+	if (s)
+		s->nr_copies = copies;
+	pthread_rwlock_unlock(&vdi_lock);
+	return s ? SD_RES_SUCCESS : SD_RES_NO_VDI;
 }

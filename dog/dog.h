@@ -88,12 +88,28 @@ extern struct vdi_cmd_data vdi_cmd;
 /* "dog vdi" subcommands that live outside vdi.c: vdi_snap.c (snapshot,
  * clone, rollback), vdi_info.c (tree, graph, object, track, setattr,
  * getattr, lock, alter-copy), vdi_check.c (check). */
+/*
+ * NEW_VDI (spec 4.4): create (base 0, snapid 0), clone (base = a snapshot,
+ * snapid 0), snapshot (base = the current vid, snapid != 0). Prints
+ * "Failed to create VDI %s: %s" on failure. EXIT_* code; *vid on success.
+ */
+int dog_new_vdi(const char *name, uint64_t size, uint32_t base_vid,
+		uint32_t snapid, uint8_t copies, uint8_t copy_policy,
+		uint8_t store_policy, uint8_t block_size_shift, uint32_t *vid);
+/* vdi delete of (name, snapid, tag): zero the index, then DEL_VDI.
+ * Failures are printed; like upstream, the caller's exit status is not
+ * affected. */
+void dog_delete_vdi(const char *name, uint32_t snapid, const char *tag);
+
 int vdi_snapshot(int argc, char **argv);
 int vdi_clone(int argc, char **argv);
 int vdi_rollback(int argc, char **argv);
 int vdi_tree(int argc, char **argv);
 int vdi_graph(int argc, char **argv);
 int vdi_check(int argc, char **argv);
+/* Check the objects of one VDI (repair, or existence only with
+ * exist_only), printing vdi check's lines. Exit status. */
+int vdi_check_inode(const struct sd_inode_header *h, bool exist_only);
 int vdi_object(int argc, char **argv);
 int vdi_track(int argc, char **argv);
 int vdi_setattr(int argc, char **argv);

@@ -316,30 +316,9 @@ static uint8_t cluster_default_shift(void)
 
 static int do_vdi_create(const char *name, uint64_t size, uint32_t *vid)
 {
-	char buf[SD_MAX_VDI_LEN] = {0};
-	struct sd_req req;
-	struct sd_rsp rsp;
-
-	put_fixed_str(buf, sizeof(buf), name);
-	sd_init_req(&req, SD_OP_NEW_VDI);
-	req.flags = SD_FLAG_CMD_WRITE;
-	req.data_length = sizeof(buf);
-	req.vdi.vdi_size = size;
-	req.vdi.base_vdi_id = 0;
-	req.vdi.snapid = 0;
-	req.vdi.copies = vdi_cmd.nr_copies;
-	req.vdi.copy_policy = vdi_cmd.copy_policy;
-	req.vdi.store_policy = vdi_cmd.hyper ? 1 : 0;
-	req.vdi.block_size_shift = vdi_cmd.block_size_shift;
-	if (dog_exec(&req, buf, NULL, 0, &rsp) < 0)
-		return EXIT_SYSFAIL;
-	if (rsp.result != SD_RES_SUCCESS) {
-		sd_err("Failed to create VDI %s: %s", name,
-		       sd_strerror(rsp.result));
-		return EXIT_FAILURE;
-	}
-	*vid = rsp.vdi.vdi_id;
-	return EXIT_SUCCESS;
+	return dog_new_vdi(name, size, 0, 0, vdi_cmd.nr_copies,
+			   vdi_cmd.copy_policy, vdi_cmd.hyper ? 1 : 0,
+			   vdi_cmd.block_size_shift, vid);
 }
 
 static int vdi_prealloc(uint32_t vid)
@@ -464,11 +443,8 @@ static bool zero_vdi_index(uint32_t vid, const struct sd_inode_header *h,
 	return complete;
 }
 
-/* Exit status 0 whatever happens: upstream's vdi delete does the same. */
-static int vdi_delete(int argc, char **argv)
+void dog_delete_vdi(const char *name, uint32_t snapid, const char *tag)
 {
-	const char *name = argv[optind];
-	const char *tag = vdi_cmd.snapshot_tag;
 	char data[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN] = {0};
 	struct sd_inode_header h;
 	struct vdi_index ix;
@@ -476,26 +452,31 @@ static int vdi_delete(int argc, char **argv)
 	struct sd_rsp rsp;
 	uint32_t vid;
 
-	if (dog_open_vdi(name, vdi_cmd.snapshot_id, tag, &vid, &h, &ix) !=
+	if (dog_open_vdi(name, snapid, tag, &vid, &h, &ix) !=
 	    EXIT_SUCCESS)
-		return EXIT_SUCCESS;
+		return;
 	if (h.store_policy == 0 && !zero_vdi_index(vid, &h, &ix)) {
 		vdi_index_free(&ix);
-		return EXIT_SUCCESS;
+		return;
 	}
 	vdi_index_free(&ix);
-
 	put_fixed_str(data, SD_MAX_VDI_LEN, name);
 	put_fixed_str(data + SD_MAX_VDI_LEN, SD_MAX_VDI_TAG_LEN, tag);
 	sd_init_req(&req, SD_OP_DEL_VDI);
 	req.flags = SD_FLAG_CMD_WRITE;
 	req.data_length = sizeof(data);
-	req.vdi.snapid = vdi_cmd.snapshot_id;
+	req.vdi.snapid = snapid;
 	if (dog_exec(&req, data, NULL, 0, &rsp) < 0)
-		return EXIT_SUCCESS;
+		return;
 	if (rsp.result != SD_RES_SUCCESS)
 		sd_err("Failed to delete %s: %s", name,
 		       sd_strerror(rsp.result));
+}
+
+/* Exit status 0 whatever happens: upstream's vdi delete does the same. */
+static int vdi_delete(int argc, char **argv)
+{
+	dog_delete_vdi(argv[optind], vdi_cmd.snapshot_id, vdi_cmd.snapshot_tag);
 	return EXIT_SUCCESS;
 }
 
