@@ -23,6 +23,11 @@ int dog_new_vdi(const char *name, uint64_t size, uint32_t base_vid,
 	struct sd_req req;
 	struct sd_rsp rsp;
 
+	if (strlen(name) >= SD_MAX_VDI_LEN) {
+		sd_err("VDI name is too long: %zu bytes, at most %d",
+		       strlen(name), SD_MAX_VDI_LEN - 1);
+		return EXIT_USAGE;
+	}
 	put_fixed_str(buf, sizeof(buf), name);
 	sd_init_req(&req, SD_OP_NEW_VDI);
 	req.flags = SD_FLAG_CMD_WRITE;
