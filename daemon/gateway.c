@@ -114,7 +114,8 @@ static int forward_once(struct vnode_info *vi, const struct request *req,
 	prq.obj.cow_oid = 0;
 	prq.obj.ec_index = 0;
 	prq.data_length = len;
-	if (len)
+	/* A create without payload (an all-zero object) is still a write. */
+	if (len || peer_op == SD_OP_CREATE_AND_WRITE_PEER)
 		prq.flags |= SD_FLAG_CMD_WRITE;
 	else
 		prq.flags &= ~SD_FLAG_CMD_WRITE;

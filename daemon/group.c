@@ -377,6 +377,19 @@ static void fail_request(struct request *req, int result)
 	put_request(req);
 }
 
+/* The requester's last phase of a cluster op, after every main phase. */
+static void cluster_after_fn(struct work *w)
+{
+	struct request *req = container_of(w, struct request, work);
+
+	req->rp.result = req->op->process_after(req);
+}
+
+static void cluster_after_done(struct work *w)
+{
+	put_request(container_of(w, struct request, work));
+}
+
 void sd_notify_handler(const struct sd_node *sender, const void *msg,
 		       size_t msg_len)
 {
@@ -416,7 +429,13 @@ void sd_notify_handler(const struct sd_node *sender, const void *msg,
 		list_del(&req->r_list);
 		req->rp = rp;
 		req->rp.data_length = 0;
-		put_request(req);
+		if (rp.result == SD_RES_SUCCESS && op->process_after) {
+			req->work.fn = cluster_after_fn;
+			req->work.done = cluster_after_done;
+			queue_work(bg_wq, &req->work);
+		} else {
+			put_request(req);
+		}
 	}
 	free(data);
 }
@@ -596,11 +615,24 @@ struct vdi_sync {
 	struct sd_node node;
 };
 
+static bool is_member(const struct node_id *nid)
+{
+	struct vnode_info *vi = get_vnode_info();
+	bool found = false;
+
+	for (int i = 0; vi && i < vi->ring->nr_nodes; i++)
+		found = found || node_id_eq(&vi->ring->nodes[i].nid, nid);
+	if (vi)
+		put_vnode_info(vi);
+	return found;
+}
+
 static void vdi_sync_fn(struct work *w)
 {
 	struct vdi_sync *vs = container_of(w, struct vdi_sync, work);
 	uint32_t len = 1024 * SD_VDI_STATE_SIZE;
 	uint8_t *buf;
+	int tries = 0;
 
 	for (;;) {
 		struct sd_req rq;
@@ -608,23 +640,39 @@ static void vdi_sync_fn(struct work *w)
 		int ret;
 
 		buf = malloc(len);
-		if (!buf)
+		if (!buf) {
+			vdi_sync_finished(false);
 			return;
+		}
 		sd_init_req(&rq, SD_OP_GET_VDI_COPIES);
 		rq.data_length = len;
 		ret = peer_exec(&vs->node.nid, &rq, NULL, buf, len, &rp);
+		free(ret == SD_RES_SUCCESS ? NULL : buf);
 		if (ret == SD_RES_SUCCESS) {
 			vdi_state_merge(buf, rp.data_length);
-		} else if (ret == SD_RES_BUFFER_SMALL && len < SD_MAX_PAYLOAD) {
 			free(buf);
+			vdi_sync_finished(true);
+			return;
+		}
+		if (ret == SD_RES_BUFFER_SMALL && len < SD_MAX_PAYLOAD) {
 			len = MIN((uint64_t)len * 8, (uint64_t)SD_MAX_PAYLOAD);
 			continue;
-		} else {
-			sd_warn("cannot fetch VDI states from %s: %s",
-				node_str(&vs->node), sd_strerror(ret));
 		}
-		free(buf);
-		return;
+		/* A node that left meanwhile no longer matters: what it
+		 * stored is replicated on the members. One that cannot
+		 * answer yet (still starting) gets more chances. */
+		if (!is_member(&vs->node.nid)) {
+			vdi_sync_finished(true);
+			return;
+		}
+		if (++tries >= 40) {
+			sd_err("cannot fetch VDI states from %s: %s; space "
+			       "reclamation is off until restart",
+			       node_str(&vs->node), sd_strerror(ret));
+			vdi_sync_finished(false);
+			return;
+		}
+		usleep(250 * 1000);
 	}
 }
 
@@ -638,6 +686,7 @@ static void vdi_sync_from(const struct sd_node *n)
 	struct vdi_sync *vs = xzalloc(sizeof(*vs));
 
 	vs->node = *n;
+	vdi_sync_started();
 	vs->work.fn = vdi_sync_fn;
 	vs->work.done = vdi_sync_done;
 	queue_work(bg_wq, &vs->work);

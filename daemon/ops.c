@@ -377,6 +377,11 @@ static const struct sd_op_template ops[256] = {
 		.process_work = gateway_write_obj },
 	[SD_OP_REMOVE_OBJ] = { "REMOVE_OBJ", OP_GATEWAY,
 		.process_work = gateway_remove_obj },
+	/* A local op (spec 2.2) queued with the gateway's: it waits on a
+	 * peer's READ_PEER and so must not hold a worker that peers need. */
+	[SD_OP_REPAIR_REPLICA] = { "REPAIR_REPLICA", OP_GATEWAY,
+		.max_len = 1, /* no payload either way */
+		.process_work = local_repair_replica },
 
 	/* peer */
 	[SD_OP_CREATE_AND_WRITE_PEER] = { "CREATE_AND_WRITE_PEER", OP_PEER,
@@ -417,6 +422,13 @@ static const struct sd_op_template ops[256] = {
 		.process_main = cluster_recover_main },
 	[SD_OP_ALTER_CLUSTER_COPY] = { "ALTER_CLUSTER_COPY", OP_CLUSTER,
 		.process_main = cluster_alter_copy_main },
+	[SD_OP_GET_VDI_ATTR] = { "GET_VDI_ATTR", OP_CLUSTER,
+		.need_write = true, .max_len = SD_ATTR_OBJ_SIZE,
+		.process_work = vdi_attr_work },
+	[SD_OP_ALTER_VDI_COPY] = { "ALTER_VDI_COPY", OP_CLUSTER,
+		.process_work = vdi_alter_copy_work,
+		.process_main = vdi_alter_copy_main,
+		.process_after = vdi_alter_copy_after },
 
 	/* answered on the main thread */
 	[SD_OP_GET_NODE_LIST] = { "GET_NODE_LIST", OP_MAIN, .force = true,
@@ -465,6 +477,9 @@ static const struct sd_op_template ops[256] = {
 		.process_work = local_read_del_vdis },
 	[SD_OP_FLUSH_VDI] = { "FLUSH_VDI", OP_LOCAL,
 		.process_work = local_flush_vdi },
+	[SD_OP_GET_HASH] = { "GET_HASH", OP_LOCAL,
+		.max_len = 1, /* no payload either way */
+		.process_work = local_get_hash },
 	[SD_OP_MD_INFO] = { "MD_INFO", OP_LOCAL,
 		.exact_len = SD_MD_INFO_SIZE, .process_work = local_md_info },
 };

@@ -21,12 +21,6 @@
 #include "sheep.h"
 #include "sheepdog/le.h"
 
-#define BTREE_MAGIC 0x6274
-#define BTREE_HDR 8
-#define BTREE_LEAF_MAX ((SD_BTREE_OBJ_SIZE - BTREE_HDR) / 8)
-#define BTREE_ROOT_LEAF_MAX ((4U * SD_MAX_DATA_OBJS - BTREE_HDR) / 8)
-#define BTREE_ROOT_IDX_MAX ((4U * SD_MAX_DATA_OBJS - BTREE_HDR) / 16)
-
 void obj_refs_add(struct obj_refs *r, uint32_t idx, uint32_t vid)
 {
 	if (r->nr == r->cap) {
@@ -45,91 +39,101 @@ void obj_refs_free(struct obj_refs *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static void add_leaf(struct obj_refs *r, uint64_t oid)
+/* The B-tree library's object I/O, through the gateway. */
+static int bt_read(void *opaque, uint64_t oid, void *buf, uint32_t len,
+		   uint64_t offset)
 {
-	r->leaves = xrealloc(r->leaves, (r->nr_leaves + 1) * sizeof(*r->leaves));
-	r->leaves[r->nr_leaves++] = oid;
+	return sd_read_object(oid, buf, len, offset);
 }
 
-/* Check a B-tree node header read from storage (spec 5.3). */
-static int btree_hdr_check(uint64_t oid, const uint8_t *p, uint16_t depth_want,
-			   uint32_t max_entries, uint16_t *depth,
-			   uint32_t *entries)
+static int bt_write(void *opaque, uint64_t oid, const void *buf, uint32_t len,
+		    uint64_t offset)
 {
-	uint16_t magic = get_le16(p), d = get_le16(p + 2);
-	uint32_t n = get_le32(p + 4);
-
-	if (magic != BTREE_MAGIC || d < 1 || d > 2 ||
-	    (depth_want && d != depth_want) ||
-	    n > (d == 1 ? max_entries : BTREE_ROOT_IDX_MAX)) {
-		sd_err("B-tree node in %016" PRIx64 " is corrupt: magic %04x,"
-		       " depth %u, %u entries", oid, magic, d, n);
-		return SD_RES_EIO;
-	}
-	*depth = d;
-	*entries = n;
-	return SD_RES_SUCCESS;
+	return sd_write_object(oid, buf, len, offset, false,
+			       *(const uint8_t *)opaque);
 }
 
-/* Depth-1 entries {idx, vid} within [lo, hi]. */
-static void add_leaf_entries(struct obj_refs *r, const uint8_t *p,
-			     uint32_t n, uint32_t lo, uint32_t hi)
+static int bt_create(void *opaque, uint64_t oid, const void *buf,
+		     uint32_t len)
 {
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t idx = get_le32(p + i * 8), vid = get_le32(p + i * 8 + 4);
-
-		if (idx >= lo && idx <= hi && vid)
-			obj_refs_add(r, idx, vid);
-	}
+	return sd_write_object(oid, buf, len, 0, true, *(const uint8_t *)opaque);
 }
 
-static int read_hyper_index(uint32_t vid, uint32_t lo, uint32_t hi,
-			    struct obj_refs *r)
+int vdi_open_btree(uint32_t vid, const struct sd_inode_header *h,
+		   struct btree *bt, struct btree_ops *ops, uint8_t *copies)
 {
 	uint64_t oid = vid_to_vdi_oid(vid);
-	uint8_t hdr[BTREE_HDR], *buf;
-	uint16_t depth;
-	uint32_t n;
-	int ret = sd_read_object(oid, hdr, sizeof(hdr), SD_INODE_OFF_DATA_VDI_ID);
+	uint8_t *root = xzalloc(BTREE_NODE_SIZE);
+	int ret;
+
+	*copies = h->nr_copies;
+	ops->opaque = copies;
+	ops->read_obj = bt_read;
+	ops->write_obj = bt_write;
+	ops->create_obj = bt_create;
+	/* The node header says how much of the 4 MiB root area is in use;
+	 * btree_open() checks all of it. */
+	ret = sd_read_object(oid, root, BTREE_HDR_SIZE, SD_INODE_OFF_DATA_VDI_ID);
+	if (ret == SD_RES_SUCCESS && get_le32(root)) {
+		uint64_t len = BTREE_HDR_SIZE +
+			       (uint64_t)get_le32(root + 4) *
+				       (get_le16(root + 2) == 1
+						? BTREE_LEAF_ENTRY_SIZE
+						: BTREE_ROOT_ENTRY_SIZE);
+
+		ret = len <= BTREE_NODE_SIZE
+			      ? sd_read_object(oid, root, len,
+					       SD_INODE_OFF_DATA_VDI_ID)
+			      : SD_RES_EIO;
+	}
+	if (ret == SD_RES_SUCCESS)
+		ret = btree_open(bt, vid, h->btree_counter, root, ops);
+	if (ret != SD_RES_SUCCESS) {
+		sd_err("vdi %" PRIx32 ": cannot open its B-tree index: %s", vid,
+		       sd_strerror(ret));
+		free(root);
+	}
+	return ret;
+}
+
+struct range_visit {
+	struct obj_refs *r;
+	uint32_t lo, hi;
+};
+
+static int visit_entry(uint32_t idx, uint32_t vid, void *arg)
+{
+	struct range_visit *v = arg;
+
+	if (idx >= v->lo && idx <= v->hi)
+		obj_refs_add(v->r, idx, vid);
+	return 0;
+}
+
+static int visit_leaf(uint64_t oid, void *arg)
+{
+	struct obj_refs *r = arg;
+
+	r->leaves = xrealloc(r->leaves, (r->nr_leaves + 1) * sizeof(*r->leaves));
+	r->leaves[r->nr_leaves++] = oid;
+	return 0;
+}
+
+static int read_hyper_index(uint32_t vid, const struct sd_inode_header *h,
+			    uint32_t lo, uint32_t hi, struct obj_refs *r)
+{
+	struct range_visit v = { .r = r, .lo = lo, .hi = hi };
+	struct btree_ops ops;
+	struct btree bt;
+	uint8_t copies;
+	int ret = vdi_open_btree(vid, h, &bt, &ops, &copies);
 
 	if (ret != SD_RES_SUCCESS)
 		return ret;
-	if (get_le32(hdr) == 0)
-		return SD_RES_SUCCESS; /* never initialised: empty */
-	ret = btree_hdr_check(oid, hdr, 0, BTREE_ROOT_LEAF_MAX, &depth, &n);
-	if (ret != SD_RES_SUCCESS || n == 0)
-		return ret;
-	buf = xmalloc((size_t)n * (depth == 1 ? 8 : 16));
-	ret = sd_read_object(oid, buf, n * (depth == 1 ? 8 : 16),
-			     SD_INODE_OFF_DATA_VDI_ID + BTREE_HDR);
-	if (ret == SD_RES_SUCCESS && depth == 1)
-		add_leaf_entries(r, buf, n, lo, hi);
-	for (uint32_t i = 0; depth == 2 && ret == SD_RES_SUCCESS && i < n; i++) {
-		uint64_t leaf = get_le64(buf + i * 16 + 8);
-		uint8_t lh[BTREE_HDR], *lb;
-		uint16_t ld;
-		uint32_t ln;
-
-		if (!is_vdi_btree_obj(leaf) || oid_to_vid(leaf) != vid) {
-			sd_err("B-tree root of vdi %" PRIx32 " names a foreign "
-			       "leaf %016" PRIx64, vid, leaf);
-			ret = SD_RES_EIO;
-			break;
-		}
-		add_leaf(r, leaf);
-		ret = sd_read_object(leaf, lh, sizeof(lh), 0);
-		if (ret == SD_RES_SUCCESS)
-			ret = btree_hdr_check(leaf, lh, 1, BTREE_LEAF_MAX, &ld,
-					      &ln);
-		if (ret != SD_RES_SUCCESS || ln == 0)
-			continue;
-		lb = xmalloc((size_t)ln * 8);
-		ret = sd_read_object(leaf, lb, ln * 8, BTREE_HDR);
-		if (ret == SD_RES_SUCCESS)
-			add_leaf_entries(r, lb, ln, lo, hi);
-		free(lb);
-	}
-	free(buf);
+	ret = btree_for_each(&bt, visit_entry, &v);
+	if (ret == SD_RES_SUCCESS)
+		ret = btree_for_each_leaf(&bt, visit_leaf, r);
+	free(bt.root);
 	return ret;
 }
 
@@ -141,7 +145,7 @@ int vdi_read_index(uint32_t vid, const struct sd_inode_header *h,
 	int ret;
 
 	if (h->store_policy == 1)
-		return read_hyper_index(vid, lo, hi, r);
+		return read_hyper_index(vid, h, lo, hi, r);
 	nr_slots = MIN(inode_nr_slots(h->vdi_size, h->block_size_shift),
 		       (uint64_t)SD_MAX_DATA_OBJS);
 	if (nr_slots == 0 || lo >= nr_slots)
@@ -213,6 +217,12 @@ int vdi_reclaim(uint32_t vid, struct obj_refs *cand)
 
 	if (!cand->nr)
 		return SD_RES_SUCCESS;
+	if (!vdi_states_complete()) {
+		sd_err("vdi %" PRIx32 ": VDI states of other nodes are "
+		       "incomplete; keeping %zu objects that may be "
+		       "unreferenced", vid, cand->nr);
+		return SD_RES_AGAIN;
+	}
 	qsort(cand->ent, cand->nr, sizeof(*cand->ent), cmp_ref);
 	for (size_t i = 1, j = 1; i <= cand->nr; i++) {
 		if (i == cand->nr) {

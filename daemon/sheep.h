@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "sheepdog/btree.h"
 #include "sheepdog/layout.h"
 #include "sheepdog/list.h"
 #include "sheepdog/log.h"
@@ -305,6 +306,11 @@ int vdi_alter_copy_work(struct request *req);
 int vdi_alter_copy_main(const struct sd_req *req, struct sd_rsp *rsp,
 			void *data, const struct sd_node *sender);
 int vdi_alter_copy_after(struct request *req);
+/* Fetches of other members' VDI states (group.c) report here. */
+void vdi_sync_started(void);
+void vdi_sync_finished(bool ok);
+/* Wait (bounded) for pending fetches; true if every one succeeded. */
+bool vdi_states_complete(void);
 /* Is vid a snapshot (its data objects are read-only)? */
 bool vdi_is_snapshot(uint32_t vid);
 /* The live (not deleted) VDIs of vid's family: every VDI with the same
@@ -325,6 +331,10 @@ struct obj_refs {
 	size_t nr_leaves;
 };
 
+/* Open the B-tree of hyper volume vid (header h) with object I/O through
+ * the gateway. ops and copies must outlive bt; the caller frees bt->root. */
+int vdi_open_btree(uint32_t vid, const struct sd_inode_header *h,
+		   struct btree *bt, struct btree_ops *ops, uint8_t *copies);
 void obj_refs_add(struct obj_refs *r, uint32_t idx, uint32_t vid);
 void obj_refs_free(struct obj_refs *r);
 /* Append the non-zero index entries of inode vid (header h) with index in

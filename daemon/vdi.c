@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sheep.h"
 #include "sheepdog/hash.h"
@@ -73,6 +74,53 @@ static struct vdi_state *state_insert(uint32_t vid)
 			return &states[i];
 		}
 	}
+}
+
+/*
+ * A starting node knows only the inodes in its own store; the rest of the
+ * VDI states come from the other members (group.c fetches them in the
+ * background). Until every fetch is done, the bitmaps and families may be
+ * incomplete: VDI operations wait for them, and reclamation, which must
+ * never miss a referrer, is skipped if they could not be completed.
+ */
+static pthread_mutex_t sync_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
+static int syncs_pending;
+static bool sync_failed;
+
+void vdi_sync_started(void)
+{
+	pthread_mutex_lock(&sync_mutex);
+	syncs_pending++;
+	pthread_mutex_unlock(&sync_mutex);
+}
+
+void vdi_sync_finished(bool ok)
+{
+	pthread_mutex_lock(&sync_mutex);
+	syncs_pending--;
+	if (!ok)
+		sync_failed = true;
+	pthread_cond_broadcast(&sync_cond);
+	pthread_mutex_unlock(&sync_mutex);
+}
+
+#define VDI_SYNC_WAIT_SEC 30
+
+bool vdi_states_complete(void)
+{
+	struct timespec deadline;
+	bool complete;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += VDI_SYNC_WAIT_SEC;
+	pthread_mutex_lock(&sync_mutex);
+	while (syncs_pending > 0 &&
+	       pthread_cond_timedwait(&sync_cond, &sync_mutex, &deadline) == 0)
+		;
+	complete = syncs_pending == 0 && !sync_failed;
+	pthread_mutex_unlock(&sync_mutex);
+	return complete;
 }
 
 int vdi_init(void)
@@ -347,6 +395,7 @@ int vdi_lookup_work(struct request *req)
 
 	if (ret != SD_RES_SUCCESS)
 		return ret;
+	vdi_states_complete();
 	ret = vdi_lookup(&q, &f);
 	if (ret == SD_RES_SUCCESS)
 		fill_vdi_rsp(&req->rp, f.vid);
@@ -407,9 +456,9 @@ static int copy_index(const struct sd_inode_header *src, uint32_t new_vid,
 		      uint32_t *counter)
 {
 	uint64_t src_oid = vid_to_vdi_oid(src->vdi_id);
-	uint8_t hdr[8];
-	uint16_t depth;
-	uint32_t n;
+	struct btree from, to;
+	struct btree_ops ops;
+	uint8_t copies;
 	int ret;
 
 	*counter = 0;
@@ -423,53 +472,22 @@ static int copy_index(const struct sd_inode_header *src, uint32_t new_vid,
 						 SD_INODE_OFF_DATA_VDI_ID)
 				: SD_RES_SUCCESS;
 	}
-	ret = sd_read_object(src_oid, hdr, sizeof(hdr), SD_INODE_OFF_DATA_VDI_ID);
+	ret = vdi_open_btree(src->vdi_id, src, &from, &ops, &copies);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
-	depth = get_le16(hdr + 2);
-	n = get_le32(hdr + 4);
-	if (get_le16(hdr) != 0x6274 || depth < 1 || depth > 2 ||
-	    n > (4 * SD_MAX_DATA_OBJS - 8) / (depth == 1 ? 8 : 16)) {
-		if (get_le32(hdr) == 0) {
-			/* An uninitialised root: start an empty tree. */
-			*len = 8;
-			*out = xzalloc(8);
-			put_le16(*out, 0x6274);
-			put_le16(*out + 2, 1);
-			return SD_RES_SUCCESS;
-		}
-		sd_err("vdi %" PRIx32 ": corrupt B-tree root", src->vdi_id);
-		return SD_RES_EIO;
-	}
-	*len = 8 + n * (depth == 1 ? 8 : 16);
-	*out = xmalloc(*len);
-	ret = sd_read_object(src_oid, *out, *len, SD_INODE_OFF_DATA_VDI_ID);
-	for (uint32_t i = 0; depth == 2 && ret == SD_RES_SUCCESS && i < n; i++) {
-		uint8_t *e = *out + 8 + i * 16, *leaf;
-		uint64_t from = get_le64(e + 8), to;
-
-		if (!is_vdi_btree_obj(from) || oid_to_vid(from) != src->vdi_id) {
-			ret = SD_RES_EIO;
-			break;
-		}
-		leaf = sd_alloc_buffer(SD_BTREE_OBJ_SIZE);
-		if (!leaf) {
-			ret = SD_RES_NO_MEM;
-			break;
-		}
-		to = SD_VDI_BTREE_BIT | ((uint64_t)new_vid << 32) | (*counter)++;
-		ret = sd_read_object(from, leaf, SD_BTREE_OBJ_SIZE, 0);
-		if (ret == SD_RES_SUCCESS)
-			ret = sd_write_object(to, leaf, SD_BTREE_OBJ_SIZE, 0, true,
-					      src->nr_copies);
-		sd_free_buffer(leaf, SD_BTREE_OBJ_SIZE);
-		put_le64(e + 8, to);
-	}
+	*out = xzalloc(BTREE_NODE_SIZE);
+	ret = btree_open(&to, new_vid, 0, *out, &ops);
+	if (ret == SD_RES_SUCCESS)
+		ret = btree_clone(&from, &to);
+	free(from.root);
 	if (ret != SD_RES_SUCCESS) {
 		free(*out);
 		*out = NULL;
+		return ret;
 	}
-	return ret;
+	*len = btree_root_len(&to);
+	*counter = to.btree_counter;
+	return SD_RES_SUCCESS;
 }
 
 /* Write a new inode: header h followed by index bytes (may be none). */
@@ -711,6 +729,9 @@ int vdi_new_work(struct request *req)
 	/* The lookup is for the current VDI of the name, whatever snapid
 	 * says: snapid selects the form of NEW_VDI here. */
 	q.snapid = 0;
+	if (!vdi_states_complete())
+		sd_warn("VDI %s: the VDI states of other nodes are not all "
+			"known yet", q.name);
 	ret = vdi_lookup(&q, &f);
 	if (rq->vdi.snapid) {
 		if (ret != SD_RES_SUCCESS)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "dog.h"
+#include "sheepdog/btree.h"
 #include "sheepdog/client.h"
 #include "sheepdog/le.h"
 
@@ -320,6 +321,9 @@ int dog_find_vdi(const char *name, uint32_t snapid, const char *tag,
 	struct sd_req req;
 	struct sd_rsp rsp;
 
+	/* A longer name could only match a different, truncated one. */
+	if (strlen(name) >= SD_MAX_VDI_LEN)
+		return SD_RES_NO_VDI;
 	put_fixed_str(buf, SD_MAX_VDI_LEN, name);
 	put_fixed_str(buf + SD_MAX_VDI_LEN, SD_MAX_VDI_TAG_LEN, tag ? tag : "");
 	sd_init_req(&req, SD_OP_GET_VDI_INFO);
@@ -376,6 +380,15 @@ int dog_open_vdi(const char *name, uint32_t snapid, const char *tag,
 	return EXIT_SUCCESS;
 }
 
+/* A hyper volume's tree, its object I/O going over the dog connection
+ * with the VDI's redundancy. */
+struct dog_btree {
+	struct btree bt;
+	struct btree_ops ops;
+	uint8_t *root;
+	uint8_t copies, copy_policy;
+};
+
 uint32_t vdi_index_get(const struct vdi_index *ix, uint64_t idx)
 {
 	uint64_t lo = 0, hi = ix->nr_ents;
@@ -399,20 +412,20 @@ uint32_t vdi_index_get(const struct vdi_index *ix, uint64_t idx)
 
 void vdi_index_free(struct vdi_index *ix)
 {
+	if (ix->btree) {
+		free(ix->btree->root);
+		free(ix->btree);
+	}
 	free(ix->slots);
 	free(ix->ent_idx);
 	free(ix->ent_vid);
 	memset(ix, 0, sizeof(*ix));
 }
 
-#define BTREE_MAGIC 0x6274
-#define BTREE_HDR 8
-
-static void btree_add(struct vdi_index *ix, uint32_t idx, uint32_t vid)
+/* Make room in the hyper cache for one more entry: 64, then doubled each
+ * time a power of two is reached. */
+static void ix_reserve(struct vdi_index *ix)
 {
-	if (idx >= ix->nr_slots || !vid)
-		return;
-	/* capacity: 64, then doubled each time a power of two is reached */
 	if (ix->nr_ents == 0 ||
 	    (ix->nr_ents >= 64 && (ix->nr_ents & (ix->nr_ents - 1)) == 0)) {
 		size_t n = ix->nr_ents ? ix->nr_ents * 2 : 64;
@@ -420,58 +433,104 @@ static void btree_add(struct vdi_index *ix, uint32_t idx, uint32_t vid)
 		ix->ent_idx = xrealloc(ix->ent_idx, n * sizeof(uint32_t));
 		ix->ent_vid = xrealloc(ix->ent_vid, n * sizeof(uint32_t));
 	}
+}
+
+/* B-tree entries arrive in idx order; those past vdi_size are ignored. */
+static int ix_add_entry(uint32_t idx, uint32_t vid, void *arg)
+{
+	struct vdi_index *ix = arg;
+
+	if (idx >= ix->nr_slots)
+		return 0;
+	ix_reserve(ix);
 	ix->ent_idx[ix->nr_ents] = idx;
 	ix->ent_vid[ix->nr_ents] = vid;
 	ix->nr_ents++;
+	return 0;
 }
 
-/* Leaf entries {u32 idx, u32 vid} after an 8-byte node header. */
-static void btree_add_leaf(struct vdi_index *ix, const uint8_t *node,
-			   size_t len)
+static int dog_btree_read(void *opaque, uint64_t oid, void *buf, uint32_t len,
+			  uint64_t offset)
 {
-	uint32_t nr = get_le32(node + 4);
-
-	for (uint32_t i = 0; i < nr && BTREE_HDR + 8 * (size_t)(i + 1) <= len;
-	     i++)
-		btree_add(ix, get_le32(node + BTREE_HDR + 8 * i),
-			  get_le32(node + BTREE_HDR + 8 * i + 4));
+	return dog_read_object(oid, buf, len, offset);
 }
 
-/* A hyper volume's index: the B-tree root in the inode and its leaves. */
+static int dog_btree_write(void *opaque, uint64_t oid, const void *buf,
+			   uint32_t len, uint64_t offset)
+{
+	const struct dog_btree *t = opaque;
+
+	return dog_write_object(oid, 0, buf, len, offset, 0, t->copies,
+				t->copy_policy, false);
+}
+
+static int dog_btree_create(void *opaque, uint64_t oid, const void *buf,
+			    uint32_t len)
+{
+	const struct dog_btree *t = opaque;
+
+	return dog_write_object(oid, 0, buf, len, 0, 0, t->copies,
+				t->copy_policy, true);
+}
+
+/* A hyper volume's index: the B-tree root in the inode and its leaves,
+ * kept open in ix for dog_btree_set(). */
 static int read_btree_index(const struct sd_inode_header *h,
 			    struct vdi_index *ix)
 {
-	size_t len = 4 * SD_MAX_DATA_OBJS;
-	uint8_t *root = xmalloc(len), *leaf = NULL;
+	struct dog_btree *t = xzalloc(sizeof(*t));
 	int ret;
 
-	ret = dog_read_object(vid_to_vdi_oid(h->vdi_id), root, len,
-			      SD_INODE_HEADER_SIZE);
+	t->root = xmalloc(BTREE_NODE_SIZE);
+	t->copies = h->nr_copies;
+	t->copy_policy = h->copy_policy;
+	t->ops = (struct btree_ops){
+	    .opaque = t,
+	    .read_obj = dog_btree_read,
+	    .write_obj = dog_btree_write,
+	    .create_obj = dog_btree_create,
+	};
+	ix->btree = t;
+	ret = dog_read_object(vid_to_vdi_oid(h->vdi_id), t->root,
+			      BTREE_NODE_SIZE, SD_INODE_OFF_DATA_VDI_ID);
+	if (ret == SD_RES_SUCCESS)
+		ret = btree_open(&t->bt, h->vdi_id, h->btree_counter, t->root,
+				 &t->ops);
+	if (ret == SD_RES_SUCCESS)
+		ret = btree_for_each(&t->bt, ix_add_entry, ix);
 	if (ret != SD_RES_SUCCESS)
-		goto out;
-	if (get_le16(root) != BTREE_MAGIC)
-		goto out; /* never initialised: every slot is 0 */
-	if (get_le16(root + 2) == 1) {
-		btree_add_leaf(ix, root, len);
-		goto out;
-	}
-	leaf = xmalloc(SD_BTREE_OBJ_SIZE);
-	for (uint32_t i = 0; i < get_le32(root + 4); i++) {
-		size_t off = BTREE_HDR + 16 * (size_t)i;
-
-		if (off + 16 > len)
-			break;
-		ret = dog_read_object(get_le64(root + off + 8), leaf,
-				      SD_BTREE_OBJ_SIZE, 0);
-		if (ret != SD_RES_SUCCESS)
-			goto out;
-		if (get_le16(leaf) == BTREE_MAGIC)
-			btree_add_leaf(ix, leaf, SD_BTREE_OBJ_SIZE);
-	}
-out:
-	free(root);
-	free(leaf);
+		vdi_index_free(ix);
 	return ret;
+}
+
+int dog_btree_set(struct vdi_index *ix, uint32_t idx, uint32_t vid)
+{
+	uint64_t lo = 0, hi = ix->nr_ents;
+	int ret = btree_set(&ix->btree->bt, idx, vid);
+
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		if (ix->ent_idx[mid] < idx)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < ix->nr_ents && ix->ent_idx[lo] == idx) {
+		ix->ent_vid[lo] = vid;
+		return SD_RES_SUCCESS;
+	}
+	ix_reserve(ix);
+	memmove(ix->ent_idx + lo + 1, ix->ent_idx + lo,
+		(ix->nr_ents - lo) * sizeof(uint32_t));
+	memmove(ix->ent_vid + lo + 1, ix->ent_vid + lo,
+		(ix->nr_ents - lo) * sizeof(uint32_t));
+	ix->ent_idx[lo] = idx;
+	ix->ent_vid[lo] = vid;
+	ix->nr_ents++;
+	return SD_RES_SUCCESS;
 }
 
 int dog_read_vdi_index(const struct sd_inode_header *h, struct vdi_index *ix)

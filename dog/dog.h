@@ -195,15 +195,20 @@ int dog_find_vdi(const char *name, uint32_t snapid, const char *tag,
 
 /* The data_vdi_id[] view of an inode: dense for flat VDIs, a sorted list of
  * (idx, vid) for hyper volumes whose B-tree was read. */
+struct dog_btree;
 struct vdi_index {
 	uint64_t nr_slots;
 	uint32_t *slots;	     /* flat: nr_slots entries */
 	uint32_t *ent_idx, *ent_vid; /* hyper: nr_ents sorted entries */
 	uint64_t nr_ents;
+	struct dog_btree *btree;     /* hyper: the open tree */
 };
 
 uint32_t vdi_index_get(const struct vdi_index *ix, uint64_t idx);
 void vdi_index_free(struct vdi_index *ix);
+/* Hyper volumes: map idx to vid in the B-tree, stored (leaves, counter and
+ * root) before it returns, and in ix. SD_RES_* code, messages printed. */
+int dog_btree_set(struct vdi_index *ix, uint32_t idx, uint32_t vid);
 /* Read the index of the inode whose header is h. SD_RES_* code. */
 int dog_read_vdi_index(const struct sd_inode_header *h, struct vdi_index *ix);
 

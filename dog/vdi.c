@@ -4,7 +4,9 @@
  * about the inode's data_vdi_id[] index is done here, as upstream's dog
  * does it: a write to an unallocated slot creates the object and then sets
  * the slot, a write to an inherited slot copies on write, and deletion
- * zeroes the index in batches before DEL_VDI.
+ * zeroes the index in batches before DEL_VDI. A hyper volume's index is the
+ * B-tree of lib/btree.c: objects created by a write are entered in it once
+ * the requests in flight have been answered.
  *
  * vdi read and write keep several object requests in flight on the one
  * connection (replies may come back in any order, matched by id), moving
@@ -240,10 +242,26 @@ static int send_write_piece(struct io_queue *q, struct io_req *r,
 	return io_send(q, r, &req, r->buf);
 }
 
+/*
+ * Hyper volumes: enter the objects created since the last call in the
+ * B-tree. This is synchronous object I/O on the shared connection, so it
+ * runs only when no request is in flight. After a failed update the tree
+ * in memory may differ from the stored one, so nothing more is entered.
+ */
+static bool index_created(struct write_job *job, const uint32_t *idx, int nr)
+{
+	for (int i = 0; i < nr; i++)
+		if (dog_btree_set(job->ix, idx[i], job->vid) != SD_RES_SUCCESS)
+			return false;
+	return true;
+}
+
 static int run_write_job(struct write_job *job)
 {
 	struct io_queue q = {0};
 	uint64_t pending_idx = UINT64_MAX; /* create in flight for this idx */
+	uint32_t created[IO_WINDOW];	   /* hyper: created, not yet indexed */
+	int nr_created = 0;
 	bool failed = false;
 	int ret = EXIT_SUCCESS;
 
@@ -251,7 +269,9 @@ static int run_write_job(struct write_job *job)
 		struct io_req *r = NULL;
 		struct sd_rsp rsp;
 
-		if (!failed && job->pos < job->end &&
+		/* until created objects are indexed, a piece of one of them
+		 * would be sent as a second create */
+		if (!failed && !nr_created && job->pos < job->end &&
 		    pending_idx != job->pos >> job->h->block_size_shift) {
 			for (int i = 0; i < IO_WINDOW && !r; i++)
 				if (!q.reqs[i].busy)
@@ -260,6 +280,12 @@ static int run_write_job(struct write_job *job)
 		if (r) {
 			if (send_write_piece(&q, r, job, &pending_idx) < 0)
 				goto fatal;
+			continue;
+		}
+		if (!q.nr_busy && nr_created) {
+			if (!index_created(job, created, nr_created))
+				goto fatal;
+			nr_created = 0;
 			continue;
 		}
 		if (!q.nr_busy)
@@ -280,9 +306,13 @@ static int run_write_job(struct write_job *job)
 		 * points at is never reclaimed.
 		 */
 		if (r->kind == IO_CREATE) {
-			job->ix->slots[r->idx] = job->vid;
 			if (pending_idx == r->idx)
 				pending_idx = UINT64_MAX;
+			if (job->ix->btree) {
+				created[nr_created++] = r->idx;
+				continue;
+			}
+			job->ix->slots[r->idx] = job->vid;
 			if (send_slot_update(&q, r, job) < 0)
 				goto fatal;
 		}
@@ -360,16 +390,7 @@ static int vdi_create(int argc, char **argv)
 		return EXIT_USAGE;
 
 	if (vdi_cmd.hyper) {
-		if (vdi_cmd.block_size_shift) {
-			sd_err("The option '-y' cannot be used with '-z': "
-			       "hyper volumes use 4 MB objects");
-			return EXIT_USAGE;
-		}
-		if (vdi_cmd.prealloc) {
-			sd_err("Preallocation of hyper volumes is not "
-			       "supported");
-			return EXIT_USAGE;
-		}
+		/* the parser refused -z: hyper volumes use 4 MB objects */
 		vdi_cmd.block_size_shift = SD_DEFAULT_BLOCK_SIZE_SHIFT;
 	} else {
 		uint8_t shift = vdi_cmd.block_size_shift
@@ -752,11 +773,6 @@ static int vdi_write(int argc, char **argv)
 	ret = dog_open_vdi(name, 0, "", &vid, &h, &ix);
 	if (ret != EXIT_SUCCESS)
 		return ret;
-	if (h.store_policy != 0) {
-		sd_err("Writing to a hyper volume is not supported");
-		vdi_index_free(&ix);
-		return EXIT_FAILURE;
-	}
 	if (h.vdi_size < offset) {
 		sd_err("Write offset is beyond the end of the VDI");
 		vdi_index_free(&ix);
@@ -797,11 +813,20 @@ static void vdi_parser(int ch, const char *arg)
 		break;
 	case 'y':
 		vdi_cmd.hyper = true;
+		if (vdi_cmd.block_size_shift) {
+			sd_info("Don't specify both -y and -z options, please");
+			exit(EXIT_FAILURE);
+		}
 		break;
 	case 'w':
 		vdi_cmd.writeback = true;
 		break;
 	case 's':
+		if (strlen(arg) >= SD_MAX_VDI_TAG_LEN) {
+			sd_err("Snapshot tag is too long: %zu bytes, at most %d",
+			       strlen(arg), SD_MAX_VDI_TAG_LEN - 1);
+			exit(EXIT_USAGE);
+		}
 		vdi_cmd.snapshot_id = strtoul(arg, &end, 10);
 		if (end == arg || *end) {
 			vdi_cmd.snapshot_id = 0;
@@ -818,6 +843,10 @@ static void vdi_parser(int ch, const char *arg)
 		break;
 	case 'z':
 		vdi_cmd.block_size_shift = parse_block_size_shift_or_exit(arg);
+		if (vdi_cmd.hyper) {
+			sd_info("Don't specify both -y and -z options, please");
+			exit(EXIT_FAILURE);
+		}
 		break;
 	case 'o':
 		if (parse_u64(arg, 16, &vdi_cmd.oid)) {
@@ -923,8 +952,7 @@ static const struct subcommand vdi_subcommands[] = {
     {"graph", NULL, "aphT", "show images in Graphviz dot format", 0,
      vdi_graph},
     {"object", "<vdiname> location|map|dump-inode", "isaphT",
-     "show object information in the image", CMD_NEED_NODELIST | CMD_NEED_ARG,
-     vdi_object},
+     "show object information in the image", CMD_NEED_ARG, vdi_object},
     {"track", "<vdiname>", "isaphoT", "show the object epoch trace in the image",
      CMD_NEED_NODELIST | CMD_NEED_ARG, vdi_track},
     {"setattr", "<vdiname> <key> [value]", "dxaphT", "set a VDI attribute",

@@ -47,6 +47,7 @@ OPCODES = {
     "REMOVE_PEER": 0xa6, "ENABLE_RECOVER": 0xa8, "DISABLE_RECOVER": 0xa9,
     "GET_VDI_COPIES": 0xab, "MD_INFO": 0xb1,
     "GET_HASH": 0xb4, "STAT": 0xb8, "GET_LOGLEVEL": 0xb9,
+    "REPAIR_REPLICA": 0xc5,
     "SET_LOGLEVEL": 0xba, "EXIST": 0xbd, "CLUSTER_INFO": 0xbe,
     "READ_DEL_VDIS": 0xc9, "GET_VNODES": 0xcd,
 }
@@ -145,6 +146,14 @@ def vdi_body(vdi_size=0, base_vdi_id=0, copies=0, copy_policy=0,
                        lock_type)
 
 
+def forw_body(oid=0, addr="127.0.0.1", port=0):
+    """The forw variant (REPAIR_REPLICA): oid, the source's 16-byte
+    address (IPv4 as 12 zero bytes and the 4 address bytes), port."""
+    if isinstance(addr, str):
+        addr = bytes(12) + socket.inet_aton(addr)
+    return struct.pack("<Q16sH6x", oid, addr, port)
+
+
 def cluster_body(ctime=0, copies=0, copy_policy=0, flags=0, nodes_nr=0,
                  block_size_shift=0):
     return struct.pack("<QQBBHIIB3x", 0, ctime, copies, copy_policy, flags,
@@ -233,6 +242,11 @@ class Response:
     @property
     def nr_nodes(self):
         return self.u32(20)
+
+    @property
+    def digest(self):
+        """GET_HASH: the SHA-1 at 24..43, as hex."""
+        return self.raw[24:44].hex()
 
     def __repr__(self):
         return ("<rsp op=0x%02x id=%#x result=%s epoch=%d data_length=%d>"
