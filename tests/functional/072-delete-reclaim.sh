@@ -113,6 +113,27 @@ expect_objects 6 "plain VDI"
 dog_p 0 vdi delete plain
 expect_objects 0 "plain VDI deleted"
 
+# A hyper volume beyond the flat limit: snapshot, clone and deletion work
+# on its B-tree index the same way.
+T=$((1 << 40))
+assert_exit 0 dog_p 0 vdi create -y hv 6T
+head -c 8M /dev/urandom >"$SD_TMP/hv"
+dog_p 0 vdi write hv $((5 * T)) 8M <"$SD_TMP/hv"
+dog_p 1 vdi write hv 0 4M <"$SD_TMP/hv"
+assert_exit 0 dog_p 0 vdi snapshot -s h1 hv
+head -c 4M /dev/urandom >"$SD_TMP/hv2"
+dog_p 2 vdi write hv $((5 * T)) 4M <"$SD_TMP/hv2"
+assert_exit 0 dog_p 0 vdi clone -s h1 hv hvc
+expect_objects 4 "hyper volume, snapshot and clone"
+dog_p 0 vdi delete -s h1 hv
+expect_objects 4 "hyper snapshot deleted (all shared)"
+dog_p 1 vdi read hvc $((5 * T)) 8M | cmp -s - "$SD_TMP/hv" || fail "hyper clone differs"
+dog_p 1 vdi read hv $((5 * T)) 4M | cmp -s - "$SD_TMP/hv2" || fail "hyper volume differs"
+dog_p 0 vdi delete hvc
+expect_objects 3 "hyper clone deleted"
+dog_p 0 vdi delete hv
+expect_objects 0 "hyper volume deleted"
+
 # ---- bad input: upstream's messages and exit codes, nothing changes ----
 assert_exit 0 dog_p 0 vdi create -z 20 b 4M
 head -c 4M /dev/urandom >"$SD_TMP/b"
