@@ -186,6 +186,9 @@ A $n-node Sheepdog cluster is running (ports $base_port-$((base_port + n - 1))).
   $dog vdi list$p
   echo hello | $dog vdi write $demo_vdi 0 6$p    # write 6 bytes at offset 0
   $dog vdi read $demo_vdi 0 6$p                  # read them back
+  $dog vdi snapshot -s before $demo_vdi$p         # keep those bytes
+  $dog vdi clone -s before $demo_vdi copy$p       # a VDI sharing them
+  $dog vdi tree$p
 
 Logs and data: $cluster_dir/node*/ (sheep.log, sheep.out)
 Stop it:       scripts/cluster.sh stop
