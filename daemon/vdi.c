@@ -530,6 +530,55 @@ static int read_base(uint32_t base, struct sd_inode_header *h)
 	return SD_RES_SUCCESS;
 }
 
+/* The header of a new working inode derived from src under name. */
+static void derive_header(const struct sd_inode_header *src, const char *name,
+			  uint32_t snap_id, uint32_t vid,
+			  struct sd_inode_header *h)
+{
+	*h = *src;
+	memset(h->name, 0, sizeof(h->name));
+	memset(h->tag, 0, sizeof(h->tag));
+	memcpy(h->name, name, sizeof(h->name) - 1);
+	h->create_time = sd_time_now();
+	h->snap_ctime = 0;
+	h->vm_clock_nsec = 0;
+	h->vm_state_size = 0;
+	h->snap_id = snap_id;
+	h->vdi_id = vid;
+	h->parent_vdi_id = src->vdi_id;
+}
+
+/* Write inode h with the first nr_slots of src's index (or its B-tree). */
+static int write_derived_inode(const struct sd_inode_header *src,
+			       struct sd_inode_header *h, uint64_t nr_slots)
+{
+	uint8_t *index = NULL;
+	uint32_t len, counter;
+	int ret = copy_index(src, h->vdi_id, nr_slots, &index, &len, &counter);
+
+	if (ret != SD_RES_SUCCESS)
+		return SD_RES_VDI_READ;
+	h->btree_counter = counter;
+	ret = write_new_inode(h, index, len);
+	free(index);
+	return ret == SD_RES_SUCCESS ? SD_RES_SUCCESS : SD_RES_VDI_WRITE;
+}
+
+/* Answer the client with the new inode h, and tell every node's main phase
+ * what was decided (frozen: the vid that became a snapshot, or 0). */
+static void new_vdi_decided(struct request *req,
+			    const struct sd_inode_header *h, uint32_t frozen)
+{
+	req->rq.vdi.type = frozen;
+	req->rq.vdi.copies = h->nr_copies;
+	req->rq.vdi.copy_policy = h->copy_policy;
+	req->rq.vdi.block_size_shift = h->block_size_shift;
+	req->rq.vdi.base_vdi_id = h->parent_vdi_id;
+	req->rp.vdi.vdi_id = h->vdi_id;
+	req->rp.vdi.copies = h->nr_copies;
+	req->rp.vdi.block_size_shift = h->block_size_shift;
+}
+
 /*
  * Snapshot (base = the current vid) and rebase (base = a snapshot): the
  * current inode is frozen (snap_ctime set) and keeps its vid; a new working
@@ -542,8 +591,7 @@ static int new_snapshot(struct request *req, const struct vdi_query *q,
 {
 	struct sd_req *rq = &req->rq;
 	struct sd_inode_header cur = f->inode, src, h;
-	uint8_t *index = NULL, ts[8];
-	uint32_t len, counter;
+	uint8_t ts[8];
 	int ret;
 
 	if (rq->vdi.base_vdi_id == f->vid) {
@@ -553,29 +601,14 @@ static int new_snapshot(struct request *req, const struct vdi_query *q,
 		if (ret != SD_RES_SUCCESS)
 			return ret;
 	}
-	h = src;
-	memset(h.tag, 0, sizeof(h.tag));
-	memcpy(h.name, q->name, sizeof(h.name));
-	h.create_time = sd_time_now();
-	h.snap_ctime = 0;
-	h.vm_clock_nsec = 0;
-	h.vm_state_size = 0;
-	h.snap_id = cur.snap_id + 1;
-	h.vdi_id = f->free_vid;
-	h.parent_vdi_id = src.vdi_id;
+	derive_header(&src, q->name, cur.snap_id + 1, f->free_vid, &h);
 	if (src.vdi_id != cur.vdi_id && rq->vdi.vdi_size > src.vdi_size &&
 	    (src.store_policy || rq->vdi.vdi_size <=
 					 inode_max_size(src.block_size_shift)))
 		h.vdi_size = rq->vdi.vdi_size;
-	ret = copy_index(&src, h.vdi_id, SD_MAX_DATA_OBJS, &index, &len,
-			 &counter);
+	ret = write_derived_inode(&src, &h, SD_MAX_DATA_OBJS);
 	if (ret != SD_RES_SUCCESS)
-		return SD_RES_VDI_READ;
-	h.btree_counter = counter;
-	ret = write_new_inode(&h, index, len);
-	free(index);
-	if (ret != SD_RES_SUCCESS)
-		return SD_RES_VDI_WRITE;
+		return ret;
 
 	put_le64(ts, sd_time_now());
 	ret = sd_write_object(vid_to_vdi_oid(cur.vdi_id), ts, sizeof(ts),
@@ -586,14 +619,7 @@ static int new_snapshot(struct request *req, const struct vdi_query *q,
 		sd_remove_object(vid_to_vdi_oid(h.vdi_id));
 		return SD_RES_VDI_WRITE;
 	}
-	rq->vdi.type = cur.vdi_id; /* tells the main phase what was frozen */
-	rq->vdi.copies = h.nr_copies;
-	rq->vdi.copy_policy = h.copy_policy;
-	rq->vdi.block_size_shift = h.block_size_shift;
-	rq->vdi.base_vdi_id = h.parent_vdi_id;
-	req->rp.vdi.vdi_id = h.vdi_id;
-	req->rp.vdi.copies = h.nr_copies;
-	req->rp.vdi.block_size_shift = h.block_size_shift;
+	new_vdi_decided(req, &h, cur.vdi_id);
 	sd_info("VDI %s: vid %" PRIx32 " is now snapshot %" PRIu32
 		", working VDI %" PRIx32 " derived from %" PRIx32, q->name,
 		cur.vdi_id, cur.snap_id, h.vdi_id, src.vdi_id);
@@ -606,46 +632,22 @@ static int new_clone(struct request *req, const struct vdi_query *q,
 {
 	struct sd_req *rq = &req->rq;
 	struct sd_inode_header src, h;
-	uint8_t *index = NULL;
-	uint32_t len, counter;
 	int ret = read_base(rq->vdi.base_vdi_id, &src);
 
 	if (ret != SD_RES_SUCCESS)
 		return ret;
-	h = src;
-	memset(h.name, 0, sizeof(h.name));
-	memset(h.tag, 0, sizeof(h.tag));
-	memcpy(h.name, q->name, sizeof(h.name));
-	h.create_time = sd_time_now();
-	h.snap_ctime = 0;
-	h.vm_clock_nsec = 0;
-	h.vm_state_size = 0;
-	h.snap_id = f->next_snapid;
-	h.vdi_id = f->free_vid;
-	h.parent_vdi_id = src.vdi_id;
+	derive_header(&src, q->name, f->next_snapid, f->free_vid, &h);
 	if (rq->vdi.vdi_size) {
 		if (src.store_policy == 0 &&
 		    rq->vdi.vdi_size > inode_max_size(src.block_size_shift))
 			return SD_RES_INVALID_PARMS;
 		h.vdi_size = rq->vdi.vdi_size;
 	}
-	ret = copy_index(&src, h.vdi_id,
-			 inode_nr_slots(h.vdi_size, h.block_size_shift), &index,
-			 &len, &counter);
+	ret = write_derived_inode(&src, &h,
+				  inode_nr_slots(h.vdi_size, h.block_size_shift));
 	if (ret != SD_RES_SUCCESS)
-		return SD_RES_VDI_READ;
-	h.btree_counter = counter;
-	ret = write_new_inode(&h, index, len);
-	free(index);
-	if (ret != SD_RES_SUCCESS)
-		return SD_RES_VDI_WRITE;
-	rq->vdi.type = 0;
-	rq->vdi.copies = h.nr_copies;
-	rq->vdi.copy_policy = h.copy_policy;
-	rq->vdi.block_size_shift = h.block_size_shift;
-	req->rp.vdi.vdi_id = h.vdi_id;
-	req->rp.vdi.copies = h.nr_copies;
-	req->rp.vdi.block_size_shift = h.block_size_shift;
+		return ret;
+	new_vdi_decided(req, &h, 0);
 	sd_info("VDI %s: vid %" PRIx32 " cloned from snapshot %" PRIx32,
 		q->name, h.vdi_id, src.vdi_id);
 	return SD_RES_SUCCESS;
@@ -704,14 +706,7 @@ static int new_create(struct request *req, const struct vdi_query *q,
 	if (write_new_inode(&h, root, h.store_policy == 1 ? 8 : 0) !=
 	    SD_RES_SUCCESS)
 		return SD_RES_VDI_WRITE;
-	req->rp.vdi.vdi_id = h.vdi_id;
-	req->rp.vdi.copies = copies;
-	req->rp.vdi.block_size_shift = shift;
-	/* Tell the main phase what was decided. */
-	rq->vdi.type = 0;
-	rq->vdi.copies = copies;
-	rq->vdi.copy_policy = policy;
-	rq->vdi.block_size_shift = shift;
+	new_vdi_decided(req, &h, 0);
 	sd_info("created VDI %s, vid %" PRIx32 ", %" PRIu64 " bytes", q->name,
 		h.vdi_id, h.vdi_size);
 	return SD_RES_SUCCESS;
