@@ -756,6 +756,11 @@ int group_init(const char *driver_opt)
 	return ret;
 }
 
+int group_update_node(const struct sd_node *node)
+{
+	return cdrv && cdrv->update_node ? cdrv->update_node(node) : -ENOSYS;
+}
+
 void group_leave(void)
 {
 	if (cdrv)

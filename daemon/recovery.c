@@ -291,3 +291,12 @@ void recovery_start(uint32_t old_epoch, uint32_t new_epoch)
 	pthread_mutex_unlock(&rec_lock);
 	queue_work(recovery_wq, &r->work);
 }
+
+void recovery_get_state(bool *in_recovery, uint32_t *state, uint64_t *done,
+			uint64_t *total)
+{
+	*in_recovery = recovery_in_progress();
+	*state = 1;
+	*done = 0;
+	*total = 0;
+}

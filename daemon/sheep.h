@@ -237,6 +237,9 @@ extern struct system_info *sys;
 
 int group_init(const char *driver_opt);
 void group_leave(void);
+/* Announce a change of this node (space, vnodes): every node bumps the
+ * epoch through sd_update_node_handler. */
+int group_update_node(const struct sd_node *node);
 /* Queue a cluster request (main thread). */
 void queue_cluster_request(struct request *req);
 uint8_t sys_status(void);
@@ -261,6 +264,17 @@ int recover_object_now(uint64_t oid);
 bool recover_missing(uint64_t oid);
 int store_create_if_absent(uint64_t oid, const void *data, uint64_t size,
 			   uint64_t gen);
+/* STAT_RECOVERY: state 0 preparing the list, 1 recovering, 2 notifying. */
+void recovery_get_state(bool *in_recovery, uint32_t *state, uint64_t *done,
+			uint64_t *total);
+
+/* ---- recovery throttling (recovery_throttle.c) ---- */
+
+/* At most max objects per interval_ms; 0 0 means unthrottled. */
+void recovery_throttle_get(uint32_t *max, uint64_t *interval_ms);
+int recovery_throttle_set(uint32_t max, uint64_t interval_ms);
+/* The recovery thread, before each object: sleep as the throttle says. */
+void recovery_throttle_wait(void);
 uint64_t store_generation(void);
 int store_stale_one(uint64_t oid, uint32_t epoch);
 
