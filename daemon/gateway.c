@@ -143,9 +143,11 @@ static int forward_once(struct vnode_info *vi, const struct request *req,
 	}
 
 	if (local) {
-		int r;
+		int r = recovery_wait_swept(vi->epoch);
 
-		switch (peer_op) {
+		switch (r == SD_RES_SUCCESS ? peer_op : 0) {
+		case 0:
+			break;
 		case SD_OP_CREATE_AND_WRITE_PEER:
 			r = store_create_and_write(req->rq.obj.oid, 0,
 						   req->rq.obj.offset, len,
@@ -161,6 +163,7 @@ static int forward_once(struct vnode_info *vi, const struct request *req,
 						req->rq.obj.offset, len, data);
 			break;
 		default:
+			store_remove_stale(req->rq.obj.oid);
 			r = store_remove(req->rq.obj.oid, 0);
 			break;
 		}
@@ -390,7 +393,8 @@ static int read_once(struct vnode_info *vi, struct request *req, bool *retry)
 	if (nr == 0)
 		return SD_RES_HALT;
 	for (int i = 0; i < nr; i++) {
-		if (!is_me(&vi->ring->nodes[idx[i]]))
+		if (!is_me(&vi->ring->nodes[idx[i]]) ||
+		    recovery_wait_swept(vi->epoch) != SD_RES_SUCCESS)
 			continue;
 		ret = store_read(req->rq.obj.oid, 0, req->rq.obj.offset, len,
 				 req->data);

@@ -20,6 +20,13 @@
 #include "sheep.h"
 #include "sheepdog/client.h"
 
+/* A refused join's reply: this prefix, then the reason, NUL-terminated. */
+#define JOIN_REFUSED_MAGIC "SDREFUSE:"
+/* rsp.flags of a message the daemon broadcasts for itself, not a client. */
+#define RSP_FLAG_INTERNAL 0x8000
+
+static void vdi_sync_from(const struct sd_node *n);
+
 static struct system_info sys_info = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -161,7 +168,25 @@ static void bump_epoch(void)
 	sd_notice("epoch %u: %d nodes", e, nr);
 	free(nodes);
 	if (old)
-		recovery_start(old, e);
+		recovery_start(e);
+	else
+		recovery_epoch_adopted(e); /* just formatted: nothing to move */
+}
+
+/* Do the storage members differ from those of the current epoch? */
+static bool members_changed(void)
+{
+	int nr_storage = 0;
+
+	for (int i = 0; i < sys->nr_members; i++) {
+		if (!sys->members[i].nr_vnodes)
+			continue;
+		nr_storage++;
+		if (!node_in(&sys->members[i], sys->epoch_nodes,
+			     sys->nr_epoch_nodes))
+			return true;
+	}
+	return nr_storage != sys->nr_epoch_nodes;
 }
 
 /* Status of a cluster described by ci once the given members are present. */
@@ -200,11 +225,13 @@ enum cluster_join_result sd_join_handler(const struct sd_node *joining,
 	struct sd_node *jnodes = xcalloc(SD_MAX_NODES, sizeof(*jnodes));
 	struct sd_node *nodes = xcalloc(SD_MAX_NODES, sizeof(*nodes));
 	enum cluster_join_result res = CJ_RESULT_SUCCESS;
+	char why[256] = "";
 
 	jci.nodes = jnodes;
 	if (cluster_info_decode(opaque, opaque_len, &jci) < 0 ||
 	    jci.proto_ver != SD_SHEEP_PROTO_VER) {
-		sd_err("join of %s refused: bad join message", node_str(joining));
+		snprintf(why, sizeof(why), "bad join message or protocol "
+			 "version (ours is 0x%02x)", SD_SHEEP_PROTO_VER);
 		res = CJ_RESULT_FAIL;
 		goto out;
 	}
@@ -217,9 +244,23 @@ enum cluster_join_result sd_join_handler(const struct sd_node *joining,
 	} else {
 		sys_cluster_info(&ci, nodes);
 		if (ci.ctime && jci.ctime && ci.ctime != jci.ctime) {
-			sd_err("join of %s refused: it belongs to another cluster "
-			       "(created %" PRIx64 ", ours %" PRIx64 ")",
-			       node_str(joining), jci.ctime, ci.ctime);
+			snprintf(why, sizeof(why), "it belongs to another "
+				 "cluster (formatted %" PRIx64 ", ours %" PRIx64
+				 ")", jci.ctime, ci.ctime);
+			res = CJ_RESULT_FAIL;
+		} else if (ci.ctime && jci.ctime && jci.default_store[0] &&
+			   strcmp(jci.default_store, ci.default_store)) {
+			snprintf(why, sizeof(why), "its store has the %s layout, "
+				 "the cluster's has %s", jci.default_store,
+				 ci.default_store);
+			res = CJ_RESULT_FAIL;
+		} else if (ci.ctime && jci.ctime &&
+			   ci.status == SD_STATUS_OK &&
+			   (int32_t)(jci.epoch - ci.epoch) > 0) {
+			/* It saw epochs this cluster never had: its data and
+			 * ours diverged, and an operator must choose. */
+			snprintf(why, sizeof(why), "its epoch %u is newer than "
+				 "the running cluster's %u", jci.epoch, ci.epoch);
 			res = CJ_RESULT_FAIL;
 		} else if (ci.status == SD_STATUS_WAIT &&
 			   (int32_t)(jci.epoch - ci.epoch) > 0) {
@@ -230,6 +271,8 @@ enum cluster_join_result sd_join_handler(const struct sd_node *joining,
 			ci.status = SD_STATUS_WAIT;
 		}
 	}
+	if (res != CJ_RESULT_SUCCESS)
+		goto out;
 	ci.status = compute_status(&ci, members, nr_members, joining);
 	if (*reply_len < cluster_info_size(ci.nr_nodes)) {
 		res = CJ_RESULT_FAIL;
@@ -239,8 +282,17 @@ enum cluster_join_result sd_join_handler(const struct sd_node *joining,
 	*reply_len = cluster_info_size(ci.nr_nodes);
 out:
 	if (res != CJ_RESULT_SUCCESS) {
-		memcpy(reply, opaque, MIN(opaque_len, *reply_len));
-		*reply_len = MIN(opaque_len, *reply_len);
+		/* The refused node prints why (sd_join_rejected). */
+		size_t n = strlen(JOIN_REFUSED_MAGIC) + strlen(why) + 1;
+
+		sd_err("join of %s refused: %s", node_str(joining), why);
+		if (n <= *reply_len) {
+			snprintf(reply, *reply_len, "%s%s", JOIN_REFUSED_MAGIC,
+				 why);
+			*reply_len = n;
+		} else {
+			*reply_len = 0;
+		}
 	}
 	free(jnodes);
 	free(nodes);
@@ -249,12 +301,16 @@ out:
 
 void sd_join_rejected(const void *opaque, size_t opaque_len)
 {
-	sd_emerg("this node was refused by the cluster (different cluster or "
-		 "protocol); exiting");
+	size_t m = strlen(JOIN_REFUSED_MAGIC);
+	const char *p = opaque;
+
+	if (opaque_len > m && !memcmp(p, JOIN_REFUSED_MAGIC, m) &&
+	    memchr(p + m, '\0', opaque_len - m))
+		sd_emerg("the cluster refused this node: %s; exiting", p + m);
+	else
+		sd_emerg("the cluster refused this node; exiting");
 	exit(1);
 }
-
-static void vdi_sync_from(const struct sd_node *n);
 
 void sd_accept_handler(const struct sd_node *joined,
 		       const struct sd_node *members, size_t nr_members,
@@ -274,14 +330,16 @@ void sd_accept_handler(const struct sd_node *joined,
 	set_members(members, nr_members);
 	sd_info("%s joined, %zu members", node_str(joined), nr_members);
 
-	if (me) {
-		if (sys->ctime && ci.ctime == sys->ctime &&
-		    !node_in(&sys->this_node, ci.nodes, ci.nr_nodes) &&
-		    ci.epoch != sys->epoch) {
-			sd_notice("not a member of epoch %u: moving local "
-				  "objects to .stale", ci.epoch);
-			store_stale_all(sys->epoch);
-		}
+	/* Joining (or waiting for) a cluster whose latest epoch does not
+	 * include this node: whatever it stores may have missed writes. It
+	 * stays only as a source for recovery (spec 7.2). */
+	if ((me || sys->status != SD_STATUS_OK) && sys->ctime &&
+	    ci.ctime == sys->ctime && ci.epoch != sys->epoch &&
+	    !node_in(&sys->this_node, ci.nodes, ci.nr_nodes) &&
+	    !sys->gateway_only) {
+		sd_notice("not a member of epoch %u: moving local objects to "
+			  ".stale (epoch %u)", ci.epoch, sys->epoch);
+		store_stale_all(sys->epoch);
 	}
 	/* Everyone adopts the state the accepting member decided on. */
 	pthread_mutex_lock(&sys->lock);
@@ -302,6 +360,7 @@ void sd_accept_handler(const struct sd_node *joined,
 					(uint64_t)time(NULL));
 		free(tmp);
 		__atomic_store_n(&sys->epoch, ci.epoch, __ATOMIC_RELEASE);
+		recovery_epoch_adopted(ci.epoch);
 	}
 	set_epoch_nodes(ci.nodes, ci.nr_nodes);
 	if (me && ci.ctime) {
@@ -313,15 +372,21 @@ void sd_accept_handler(const struct sd_node *joined,
 	was_member = node_in(joined, ci.nodes, ci.nr_nodes);
 
 	if (ci.status == SD_STATUS_OK) {
-		if (!was_member) {
+		if (!was_member || members_changed()) {
 			bump_epoch();
 		} else if (old_status != SD_STATUS_OK || me) {
+			bool clean = sys->shutdown_clean;
+
 			set_vnode_info(sys->epoch, sys->epoch_nodes,
 				       sys->nr_epoch_nodes);
 			if (sys->shutdown_clean) {
 				sys->shutdown_clean = false;
 				save_config();
 			}
+			/* Same members as before the restart. After a crash
+			 * some objects may be missing: recover in place. */
+			if (!clean && old_status != SD_STATUS_OK)
+				recovery_start(sys->epoch);
 		}
 		if (me) {
 			for (size_t i = 0; i < nr_members; i++)
@@ -422,7 +487,8 @@ void sd_notify_handler(const struct sd_node *sender, const void *msg,
 		if (ret != SD_RES_SUCCESS)
 			rp.result = ret;
 	}
-	if (from_me && !list_empty(&pending_notify)) {
+	if (from_me && !(rp.flags & RSP_FLAG_INTERNAL) &&
+	    !list_empty(&pending_notify)) {
 		struct request *req = list_first_entry(
 			&pending_notify, struct request, r_list);
 
@@ -583,6 +649,56 @@ int cluster_shutdown_main(const struct sd_req *req, struct sd_rsp *rsp,
 	server_stop_listening();
 	exit_when_idle("cluster shut down");
 	return SD_RES_SUCCESS;
+}
+
+/* FORCE_RECOVER: give up waiting for the missing members of the last
+ * epoch and go on with the members present (dog cluster recover force). */
+int cluster_force_recover_work(struct request *req)
+{
+	if (!sys->ctime)
+		return SD_RES_WAIT_FOR_FORMAT;
+	if (sys->status != SD_STATUS_WAIT)
+		return SD_RES_FORCE_RECOVER;
+	return SD_RES_SUCCESS;
+}
+
+int cluster_force_recover_main(const struct sd_req *req, struct sd_rsp *rsp,
+			       void *data, const struct sd_node *sender)
+{
+	if (!sys->ctime || sys->status != SD_STATUS_WAIT)
+		return SD_RES_FORCE_RECOVER;
+	sd_notice("recovery forced: going on without the missing members of "
+		  "epoch %u", sys->epoch);
+	set_status(SD_STATUS_OK);
+	if (sys->shutdown_clean) {
+		sys->shutdown_clean = false;
+		save_config();
+	}
+	bump_epoch();
+	for (int i = 0; i < sys->nr_members; i++)
+		if (!node_id_eq(&sys->members[i].nid, &sys->this_node.nid))
+			vdi_sync_from(&sys->members[i]);
+	return SD_RES_SUCCESS;
+}
+
+/* Tell every node that this one holds everything the epoch places on it. */
+void recovery_report_complete(uint32_t epoch)
+{
+	struct sd_req rq;
+	struct sd_rsp rp = { 0 };
+	uint8_t node[SD_NODE_SIZE];
+	size_t len;
+	void *msg;
+
+	sd_init_req(&rq, SD_OP_COMPLETE_RECOVERY);
+	rq.flags = SD_FLAG_CMD_WRITE;
+	rq.obj.tgt_epoch = epoch;
+	rp.flags = RSP_FLAG_INTERNAL;
+	sd_node_encode(&sys->this_node, node);
+	msg = encode_msg(&rq, &rp, node, sizeof(node), &len);
+	if (cdrv->notify(msg, len) < 0)
+		sd_err("epoch %u: cannot report the end of recovery", epoch);
+	free(msg);
 }
 
 int cluster_recover_main(const struct sd_req *req, struct sd_rsp *rsp,

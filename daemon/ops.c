@@ -169,7 +169,7 @@ static int local_get_obj_list(struct request *req)
 {
 	uint64_t *oids;
 	size_t nr;
-	int ret = store_list(&oids, &nr);
+	int ret = store_list_all(&oids, &nr);
 
 	if (ret != SD_RES_SUCCESS)
 		return ret;
@@ -265,11 +265,57 @@ static int local_stat(struct request *req)
 	return SD_RES_SUCCESS;
 }
 
+/* recovery_state (spec 2.4): in_recovery, state, finished, total. */
 static int local_stat_recovery(struct request *req)
 {
-	memset(req->data, 0, SD_RECOVERY_STATE_SIZE);
+	uint8_t *p = req->data;
+	uint64_t done, total;
+	uint32_t state;
+	bool running;
+
+	recovery_get_state(&running, &state, &done, &total);
+	memset(p, 0, SD_RECOVERY_STATE_SIZE);
+	p[0] = running;
+	put_le32(p + 4, state);
+	put_le64(p + 8, done);
+	put_le64(p + 16, total);
 	req->rp.data_length = SD_RECOVERY_STATE_SIZE;
 	return SD_RES_SUCCESS;
+}
+
+/* recovery_throttling (spec 2.4): max @0, interval ms @8, on/off @16. */
+static int local_get_recovery(struct request *req)
+{
+	uint8_t *p = req->data;
+	uint64_t interval;
+	uint32_t max;
+
+	recovery_throttle_get(&max, &interval);
+	memset(p, 0, SD_RECOVERY_THROTTLING_SIZE);
+	put_le32(p, max);
+	put_le64(p + 8, interval);
+	p[16] = max != 0;
+	req->rp.data_length = SD_RECOVERY_THROTTLING_SIZE;
+	return SD_RES_SUCCESS;
+}
+
+/* A cleared on/off byte turns throttling off whatever the numbers say;
+ * otherwise both numbers must be set (recovery_throttle_set checks). */
+static int local_set_recovery(struct request *req)
+{
+	const uint8_t *p = req->data;
+	uint32_t max = get_le32(p);
+	uint64_t interval = get_le64(p + 8);
+
+	if (!p[16])
+		return recovery_throttle_set(0, 0);
+	if (!max || !interval) {
+		sd_err("SET_RECOVERY: max %" PRIu32 ", interval %" PRIu64
+		       " ms: both must be positive to throttle",
+		       max, interval);
+		return SD_RES_INVALID_PARMS;
+	}
+	return recovery_throttle_set(max, interval);
 }
 
 static int local_get_vdi_copies(struct request *req)
@@ -322,6 +368,11 @@ static int local_get_vnodes(struct request *req)
 	put_le32(req->data, sys->this_node.nr_vnodes);
 	req->rp.data_length = 4;
 	return SD_RES_SUCCESS;
+}
+
+static int local_internal_only(struct request *req)
+{
+	return SD_RES_INVALID_PARMS;
 }
 
 static int local_noop(struct request *req)
@@ -420,11 +471,21 @@ static const struct sd_op_template ops[256] = {
 		.process_main = cluster_recover_main },
 	[SD_OP_DISABLE_RECOVER] = { "DISABLE_RECOVER", OP_CLUSTER,
 		.process_main = cluster_recover_main },
+	/* Broadcast by sheep for themselves only; a client's is refused by
+	 * its work phase, so its main phase never runs. */
+	[SD_OP_COMPLETE_RECOVERY] = { "COMPLETE_RECOVERY", OP_CLUSTER,
+		.force = true, .process_work = local_internal_only,
+		.process_main = cluster_complete_recovery_main },
 	[SD_OP_ALTER_CLUSTER_COPY] = { "ALTER_CLUSTER_COPY", OP_CLUSTER,
 		.process_main = cluster_alter_copy_main },
 	[SD_OP_GET_VDI_ATTR] = { "GET_VDI_ATTR", OP_CLUSTER,
 		.need_write = true, .max_len = SD_ATTR_OBJ_SIZE,
 		.process_work = vdi_attr_work },
+	[SD_OP_REWEIGHT] = { "REWEIGHT", OP_CLUSTER,
+		.process_main = cluster_reweight_main },
+	[SD_OP_FORCE_RECOVER] = { "FORCE_RECOVER", OP_CLUSTER, .force = true,
+		.process_work = cluster_force_recover_work,
+		.process_main = cluster_force_recover_main },
 	[SD_OP_ALTER_VDI_COPY] = { "ALTER_VDI_COPY", OP_CLUSTER,
 		.process_work = vdi_alter_copy_work,
 		.process_main = vdi_alter_copy_main,
@@ -451,6 +512,12 @@ static const struct sd_op_template ops[256] = {
 	[SD_OP_STAT_RECOVERY] = { "STAT_RECOVERY", OP_MAIN,
 		.exact_len = SD_RECOVERY_STATE_SIZE,
 		.process_work = local_stat_recovery },
+	[SD_OP_GET_RECOVERY] = { "GET_RECOVERY", OP_MAIN, .force = true,
+		.exact_len = SD_RECOVERY_THROTTLING_SIZE,
+		.process_work = local_get_recovery },
+	[SD_OP_SET_RECOVERY] = { "SET_RECOVERY", OP_MAIN, .force = true,
+		.need_write = true, .exact_len = SD_RECOVERY_THROTTLING_SIZE,
+		.process_work = local_set_recovery },
 	[SD_OP_GET_CLUSTER_DEFAULT] = { "GET_CLUSTER_DEFAULT", OP_MAIN,
 		.force = true, .process_work = local_get_cluster_default },
 	[SD_OP_GET_VNODES] = { "GET_VNODES", OP_MAIN,

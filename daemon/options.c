@@ -15,7 +15,7 @@
 #include "sheepdog/layout.h"
 #include "sheepdog/util.h"
 
-static const char *short_opts = "b:c:Dfgl:np:P:vV:y:z:h";
+static const char *short_opts = "b:c:Dfgl:np:P:R:vV:y:z:h";
 
 enum { OPT_CONFIG = 0x100, OPT_NO_DIRECTIO };
 
@@ -29,6 +29,7 @@ static const struct option long_opts[] = {
 	{ "nosync", no_argument, NULL, 'n' },
 	{ "port", required_argument, NULL, 'p' },
 	{ "pidfile", required_argument, NULL, 'P' },
+	{ "recovery", required_argument, NULL, 'R' },
 	{ "version", no_argument, NULL, 'v' },
 	{ "vnodes", required_argument, NULL, 'V' },
 	{ "myaddr", required_argument, NULL, 'y' },
@@ -60,6 +61,9 @@ void usage(int status)
 		"  -n, --nosync          do not sync writes before acknowledging them\n"
 		"  -p, --port PORT       TCP port (default 7000)\n"
 		"  -P, --pidfile PATH    write and lock a pid file\n"
+		"  -R, --recovery max=N,interval=MS\n"
+		"                        recover at most N objects every MS milliseconds\n"
+		"                        (default: no limit)\n"
 		"  -v, --version         print the version\n"
 		"  -V, --vnodes N        fixed number of virtual nodes (1..65535)\n"
 		"  -y, --myaddr IP       address announced to other sheep\n"
@@ -198,6 +202,45 @@ static int parse_log_opt(struct sheep_opts *o, const char *arg)
 	return ret;
 }
 
+/*
+ * -R max=N,interval=MS: both keys, both positive (or both 0, the default:
+ * no throttling). Either alone would be a rate without a period.
+ */
+static int parse_recovery_opt(struct sheep_opts *o, const char *arg)
+{
+	char *s = xstrdup(arg), *save = NULL, *tok;
+	bool have_max = false, have_interval = false;
+	uint32_t max = 0;
+	uint64_t interval = 0;
+	int ret = 0;
+
+	for (tok = strtok_r(s, ",", &save); tok && !ret;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+
+		if (!eq) {
+			ret = -EINVAL;
+			break;
+		}
+		*eq++ = '\0';
+		if (!strcmp(tok, "max")) {
+			ret = parse_u32(eq, 10, &max);
+			have_max = true;
+		} else if (!strcmp(tok, "interval")) {
+			ret = parse_u64(eq, 10, &interval);
+			have_interval = true;
+		} else {
+			ret = -EINVAL;
+		}
+	}
+	free(s);
+	if (ret || !have_max || !have_interval || !max != !interval)
+		return -EINVAL;
+	o->recovery_max = max;
+	o->recovery_interval_ms = interval;
+	return 0;
+}
+
 static int conf_set(struct sheep_opts *o, const char *name, const char *value)
 {
 	if (!strcmp(name, "dir"))
@@ -234,6 +277,8 @@ static int conf_set(struct sheep_opts *o, const char *name, const char *value)
 		return parse_bool(value, &o->gateway);
 	if (!strcmp(name, "directio"))
 		return parse_bool(value, &o->directio);
+	if (!strcmp(name, "recovery"))
+		return parse_recovery_opt(o, value);
 	return -ENOENT;
 }
 
@@ -363,6 +408,12 @@ void parse_options(struct sheep_opts *o, int argc, char **argv)
 		case 'P':
 			if (copy_str(o->pidfile, sizeof(o->pidfile), optarg))
 				bad_opt(ch, optarg, "too long");
+			break;
+		case 'R':
+			if (parse_recovery_opt(o, optarg) < 0)
+				bad_opt(ch, optarg,
+					"expected max=N,interval=MS, both "
+					"positive (or both 0 for no limit)");
 			break;
 		case 'v':
 			printf("Sheepdog daemon version %s\n", SD_VERSION);

@@ -27,6 +27,9 @@ struct sheep_opts {
 	bool directio;
 	char pidfile[4096];
 	uint16_t vnodes; /* 0 = auto */
+	/* -R max=N,interval=MS: the initial recovery throttle, 0 0 = off */
+	uint32_t recovery_max;
+	uint64_t recovery_interval_ms;
 };
 
 void parse_options(struct sheep_opts *o, int argc, char **argv);

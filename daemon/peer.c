@@ -21,7 +21,8 @@ static int check_epoch(const struct request *req)
 	 * (ops.c); one that still gets here raced a later change. */
 	if ((int32_t)(theirs - mine) > 0)
 		return SD_RES_NEW_NODE_VER;
-	return SD_RES_SUCCESS;
+	/* Copies this node stopped holding must be out of the way first. */
+	return recovery_wait_swept(mine);
 }
 
 static int check_range(const struct request *req, uint64_t *obj_size)
@@ -72,29 +73,50 @@ int peer_write_obj(struct request *req)
 	return ret;
 }
 
+/*
+ * A recovering node's read: the live copy, or else the newest stale one,
+ * with rsp.obj.offset saying which (0 live, else the stale copy's epoch).
+ * It never waits for our epoch, only for our sweep, so that a live copy
+ * here is one this node still holds and keeps current.
+ */
+static int peer_read_for_recovery(struct request *req)
+{
+	uint64_t obj_size;
+	uint32_t tag = 0, len = req->rq.data_length;
+	int ret = check_range(req, &obj_size);
+
+	if (ret == SD_RES_SUCCESS && req->rq.obj.ec_index)
+		ret = SD_RES_INVALID_PARMS; /* strips: not built yet */
+	if (ret == SD_RES_SUCCESS)
+		ret = recovery_wait_swept(sys_epoch());
+	if (ret == SD_RES_SUCCESS)
+		ret = store_read_any(req->rq.obj.oid, req->rq.obj.offset, len,
+				     req->data, &tag);
+	if (ret == SD_RES_SUCCESS) {
+		req->rp.data_length = len;
+		req->rp.obj.offset = tag;
+	}
+	return ret;
+}
+
 int peer_read_obj(struct request *req)
 {
 	uint64_t obj_size;
 	uint32_t len = req->rq.data_length;
-	int ret = SD_RES_SUCCESS;
+	int ret;
 
-	/* Recovery reads name the epoch they want; they never wait. */
-	if (!(req->rq.flags & SD_FLAG_CMD_RECOVERY))
-		ret = check_epoch(req);
+	if (req->rq.flags & SD_FLAG_CMD_RECOVERY)
+		return peer_read_for_recovery(req);
+	ret = check_epoch(req);
 	if (ret == SD_RES_SUCCESS)
 		ret = check_range(req, &obj_size);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
 	ret = store_read(req->rq.obj.oid, req->rq.obj.ec_index,
 			 req->rq.obj.offset, len, req->data);
-	if (ret == SD_RES_NO_OBJ && !(req->rq.flags & SD_FLAG_CMD_RECOVERY) &&
-	    recover_missing(req->rq.obj.oid))
+	if (ret == SD_RES_NO_OBJ && recover_missing(req->rq.obj.oid))
 		ret = store_read(req->rq.obj.oid, req->rq.obj.ec_index,
 				 req->rq.obj.offset, len, req->data);
-	if (ret == SD_RES_NO_OBJ && (req->rq.flags & SD_FLAG_CMD_RECOVERY))
-		ret = store_read_stale(req->rq.obj.oid, req->rq.obj.ec_index,
-				       req->rq.obj.tgt_epoch,
-				       req->rq.obj.offset, len, req->data);
 	if (ret == SD_RES_SUCCESS)
 		req->rp.data_length = len;
 	return ret;
@@ -108,5 +130,7 @@ int peer_remove_obj(struct request *req)
 		return ret;
 	if (!oid_is_valid(req->rq.obj.oid))
 		return SD_RES_INVALID_PARMS;
+	/* A deleted object must not come back from an old copy. */
+	store_remove_stale(req->rq.obj.oid);
 	return store_remove(req->rq.obj.oid, req->rq.obj.ec_index);
 }

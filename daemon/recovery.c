@@ -1,54 +1,252 @@
 /*
- * Recovery after an epoch change: each node works out which objects the new
- * ring places on it, fetches the ones it lacks from the nodes that held them
- * in the previous epoch (which have the latest version), and only then moves
- * the objects it no longer holds to .stale. While this runs, a client
- * request for a missing object recovers that object first
- * (recover_object_now), so no request ever sees stale or missing data.
+ * Recovery after an epoch change (spec 7.3, with upstream's losses fixed).
+ * Each node, on its own recovery thread, for every epoch in order:
  *
- * This is the first cut: one epoch back, replicated objects only; a newer
- * epoch supersedes a running recovery, which the next one redoes.
+ *  1. Sweep: every live object the new ring no longer places here is moved
+ *     to .stale, tagged with the previous epoch. I/O of the new epoch waits
+ *     until the sweep is done (recovery_wait_swept), so a copy that missed
+ *     writes while this node was not its holder is never read or written.
+ *  2. List: the oids that every member stores, live or stale (a stale copy
+ *     may be the only one left: the orphan case), plus our own. A member
+ *     that cannot answer makes the list incomplete, and an incomplete
+ *     recovery never reports completion.
+ *  3. Fetch each oid the ring places here and we lack. The sources are the
+ *     members that held it, newest epoch first (current holders, then the
+ *     holders of each older epoch). A holder answers with its live copy or
+ *     its newest stale one and says which (rsp.obj.offset = the stale
+ *     copy's epoch, 0 for live). A live copy, or a stale copy at least as
+ *     new as the epoch in which that node held the object, is taken at
+ *     once; otherwise the newest stale copy seen is used at the end.
+ *  4. When every object is here, broadcast COMPLETE_RECOVERY. Once every
+ *     member reported for the current epoch, every node purges stale
+ *     copies older than it. Nothing else ever deletes a stale copy (except
+ *     the deletion of the object itself), so a copy is dropped only after
+ *     its new holders have it.
+ *
+ * Client I/O for an object still missing here fetches it first
+ * (recover_missing). A newer epoch supersedes the running recovery.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "sheep.h"
 #include "sheepdog/le.h"
 
-struct recovery {
-	struct work work;
-	uint32_t old_epoch, new_epoch;
-	uint64_t store_gen; /* a format after this start voids the recovery */
-	bool deferred;      /* recovery is disabled: wait for it to be enabled */
+enum {
+	REC_PREPARING = 0, /* sweeping and building the list */
+	REC_RECOVERING = 1,
+	REC_NOTIFYING = 2,
 };
 
-static atomic_uint recovering_epoch; /* 0 when idle */
-static atomic_uint prev_epoch;
+struct recovery {
+	struct work work;
+	uint32_t epoch;     /* recovering for this epoch */
+	uint64_t store_gen; /* a format after this start voids the recovery */
+	bool deferred;      /* recovery is disabled: wait for it to be enabled */
+	bool complete;      /* every object is here: report it */
+};
+
+/* What STAT_RECOVERY shows and what on-demand recovery checks; rec_lock. */
 static pthread_mutex_t rec_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t rec_epoch; /* 0 when every object of the epoch is here */
+static uint32_t rec_state;
+static uint64_t rec_done, rec_total;
 static struct work_queue *recovery_wq;
+
+/* The sweep gate: I/O of epoch e waits until swept_epoch >= e. Object
+ * creation by recovery holds sweep_lock for reading, the sweep for
+ * writing, so no recovered copy can slip in behind a sweep. */
+static pthread_mutex_t swept_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t swept_cond = PTHREAD_COND_INITIALIZER;
+static uint32_t swept_epoch;
+static pthread_rwlock_t sweep_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+/* COMPLETE_RECOVERY bookkeeping, main thread only. */
+static uint32_t done_epoch;
+static struct node_id *done_nodes;
+static int nr_done_nodes;
+
+#define SWEEP_WAIT_MS 10000
+#define RETRY_FAILED_MS 3000
+#define LIST_TRIES 20
+
+static bool is_me(const struct sd_node *n)
+{
+	return node_id_eq(&n->nid, &sys->this_node.nid);
+}
+
+static uint32_t get_swept(void)
+{
+	uint32_t e;
+
+	pthread_mutex_lock(&swept_mutex);
+	e = swept_epoch;
+	pthread_mutex_unlock(&swept_mutex);
+	return e;
+}
+
+static void set_swept(uint32_t epoch)
+{
+	pthread_mutex_lock(&swept_mutex);
+	if ((int32_t)(epoch - swept_epoch) > 0)
+		swept_epoch = epoch;
+	pthread_cond_broadcast(&swept_cond);
+	pthread_mutex_unlock(&swept_mutex);
+}
+
+void recovery_epoch_adopted(uint32_t epoch)
+{
+	set_swept(epoch);
+}
+
+int recovery_wait_swept(uint32_t epoch)
+{
+	struct timespec deadline;
+	int ret = SD_RES_SUCCESS;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += SWEEP_WAIT_MS / 1000;
+	pthread_mutex_lock(&swept_mutex);
+	while ((int32_t)(epoch - swept_epoch) > 0) {
+		if (pthread_cond_timedwait(&swept_cond, &swept_mutex,
+					   &deadline) == ETIMEDOUT) {
+			ret = SD_RES_NEW_NODE_VER; /* the sender retries */
+			break;
+		}
+	}
+	pthread_mutex_unlock(&swept_mutex);
+	return ret;
+}
 
 bool recovery_in_progress(void)
 {
-	return atomic_load(&recovering_epoch) != 0;
+	bool r;
+
+	pthread_mutex_lock(&rec_lock);
+	r = rec_epoch != 0;
+	pthread_mutex_unlock(&rec_lock);
+	return r;
 }
 
-static struct sd_ring *epoch_ring(uint32_t epoch)
+void recovery_get_state(bool *in_recovery, uint32_t *state, uint64_t *done,
+			uint64_t *total)
+{
+	pthread_mutex_lock(&rec_lock);
+	*in_recovery = rec_epoch != 0;
+	*state = rec_state;
+	*done = rec_done;
+	*total = rec_total;
+	pthread_mutex_unlock(&rec_lock);
+}
+
+static void set_progress(uint32_t state, uint64_t done, uint64_t total)
+{
+	pthread_mutex_lock(&rec_lock);
+	rec_state = state;
+	rec_done = done;
+	rec_total = total;
+	pthread_mutex_unlock(&rec_lock);
+}
+
+/* ---- epoch rings, from the local log or from a member ---- */
+
+static int fetch_epoch(uint32_t epoch, struct sd_node *nodes)
+{
+	struct vnode_info *vi = get_vnode_info();
+	uint32_t len = SD_MAX_NODES * SD_NODE_SIZE + 8;
+	uint8_t *buf = xmalloc(len);
+	int nr = -1;
+
+	for (int i = 0; vi && nr < 0 && i < vi->ring->nr_nodes; i++) {
+		const struct sd_node *n = &vi->ring->nodes[i];
+		struct sd_req rq;
+		struct sd_rsp rsp;
+
+		if (is_me(n))
+			continue;
+		sd_init_req(&rq, SD_OP_GET_EPOCH);
+		rq.data_length = len;
+		rq.obj.tgt_epoch = epoch;
+		if (peer_exec(&n->nid, &rq, NULL, buf, len, &rsp) !=
+			    SD_RES_SUCCESS ||
+		    rsp.data_length < 8)
+			continue;
+		nr = (rsp.data_length - 8) / SD_NODE_SIZE;
+		for (int k = 0; k < nr; k++)
+			sd_node_decode(buf + k * SD_NODE_SIZE, &nodes[k]);
+		epoch_log_write(epoch, nodes, nr,
+				get_le64(buf + nr * SD_NODE_SIZE));
+	}
+	free(buf);
+	if (vi)
+		put_vnode_info(vi);
+	return nr;
+}
+
+struct sd_ring *recovery_epoch_ring(uint32_t epoch)
 {
 	struct sd_node *nodes = xcalloc(SD_MAX_NODES, sizeof(*nodes));
 	int nr = epoch_log_read(epoch, nodes, NULL);
 	struct sd_ring *ring = NULL;
 
+	if (nr < 0)
+		nr = fetch_epoch(epoch, nodes);
 	if (nr > 0)
 		ring = ring_build(nodes, nr);
 	free(nodes);
 	return ring;
 }
 
-static bool is_me(const struct sd_node *n)
+/* A node that was away lacks the epochs it missed: the history that
+ * `dog cluster info` shows and recovery walks must be in every store. */
+static void fill_epoch_log(uint32_t epoch)
 {
-	return node_id_eq(&n->nid, &sys->this_node.nid);
+	struct sd_node *nodes = xcalloc(SD_MAX_NODES, sizeof(*nodes));
+
+	for (uint32_t e = epoch - 1; e > 0; e--)
+		if (epoch_log_read(e, nodes, NULL) < 0 &&
+		    fetch_epoch(e, nodes) < 0)
+			sd_warn("epoch %u: not in the log here nor on any "
+				"member", e);
+	free(nodes);
+}
+
+/* Rings of epochs [1, epoch], loaded on first use. */
+struct rings {
+	uint32_t epoch;
+	struct sd_ring **r;
+	bool *tried;
+};
+
+static void rings_init(struct rings *rs, uint32_t epoch)
+{
+	rs->epoch = epoch;
+	rs->r = xcalloc(epoch + 1, sizeof(*rs->r));
+	rs->tried = xcalloc(epoch + 1, sizeof(*rs->tried));
+}
+
+static const struct sd_ring *rings_get(struct rings *rs, uint32_t e)
+{
+	if (e == 0 || e > rs->epoch)
+		return NULL;
+	if (!rs->tried[e]) {
+		rs->tried[e] = true;
+		rs->r[e] = recovery_epoch_ring(e);
+	}
+	return rs->r[e];
+}
+
+static void rings_free(struct rings *rs)
+{
+	for (uint32_t e = 0; e <= rs->epoch; e++)
+		if (rs->r[e])
+			ring_free(rs->r[e]);
+	free(rs->r);
+	free(rs->tried);
 }
 
 static bool ring_places_on_me(const struct sd_ring *ring, uint64_t oid)
@@ -62,30 +260,113 @@ static bool ring_places_on_me(const struct sd_ring *ring, uint64_t oid)
 	return false;
 }
 
-/* Read the whole object from a node that held it in old_epoch. */
-static int fetch_from(const struct sd_node *n, uint64_t oid, uint32_t old_epoch,
-		      uint32_t cur_epoch, void *buf, uint32_t size)
+/* ---- fetching one object ---- */
+
+/* Live copy or newest stale copy from n; *tag 0 for live. */
+static int fetch_from(const struct sd_node *n, uint64_t oid, uint32_t epoch,
+		      void *buf, uint32_t size, uint32_t *tag)
 {
 	struct sd_req rq;
 	struct sd_rsp rsp;
+	int ret;
 
+	if (is_me(n))
+		return store_read_any(oid, 0, size, buf, tag);
 	sd_init_req(&rq, SD_OP_READ_PEER);
 	rq.flags = SD_FLAG_CMD_RECOVERY;
-	rq.epoch = cur_epoch;
+	rq.epoch = epoch;
 	rq.data_length = size;
 	rq.obj.oid = oid;
-	rq.obj.tgt_epoch = old_epoch;
-	return peer_exec(&n->nid, &rq, NULL, buf, size, &rsp);
+	rq.obj.tgt_epoch = epoch;
+	ret = peer_exec(&n->nid, &rq, NULL, buf, size, &rsp);
+	if (ret == SD_RES_SUCCESS) {
+		*tag = (uint32_t)rsp.obj.offset;
+		if (rsp.data_length < size)
+			memset((char *)buf + rsp.data_length, 0,
+			       size - rsp.data_length);
+	}
+	return ret;
 }
 
-static int recover_one(uint64_t oid, uint32_t old_epoch, uint32_t cur_epoch,
-		       const struct sd_ring *old_ring,
-		       const struct sd_ring *cur_ring, uint64_t gen)
+static bool asked_before(const struct node_id *asked, int nr,
+			 const struct node_id *nid)
+{
+	for (int i = 0; i < nr; i++)
+		if (node_id_eq(&asked[i], nid))
+			return true;
+	return false;
+}
+
+/*
+ * Find the newest copy of oid among the members, walking back from epoch.
+ * On success buf holds it. Each member is asked once, at the newest epoch
+ * in which it held the object.
+ */
+static int find_copy(uint64_t oid, uint32_t epoch, struct rings *rs,
+		     const struct sd_ring *cur, uint8_t copies, void *buf,
+		     void *spare, uint32_t size, uint32_t *from_tag)
+{
+	struct node_id *asked = xcalloc(SD_MAX_NODES, sizeof(*asked));
+	int nr_asked = 0, ret = SD_RES_NO_OBJ;
+	uint32_t best_tag = 0;
+	bool have_best = false;
+
+	for (uint32_t e = epoch; e > 0; e--) {
+		const struct sd_ring *ring = e == epoch ? cur : rings_get(rs, e);
+		int idx[SD_MAX_COPIES], nr;
+
+		if (!ring)
+			continue;
+		nr = ring_oid_to_nodes(ring, oid, copies, idx);
+		for (int i = 0; i < nr; i++) {
+			const struct sd_node *n = &ring->nodes[idx[i]];
+			uint32_t tag;
+			int r;
+
+			if (ring_find_node(cur, &n->nid) < 0 ||
+			    asked_before(asked, nr_asked, &n->nid))
+				continue;
+			asked[nr_asked++] = n->nid;
+			r = fetch_from(n, oid, epoch, have_best ? spare : buf,
+				       size, &tag);
+			if (r != SD_RES_SUCCESS) {
+				if (r != SD_RES_NO_OBJ)
+					ret = r;
+				continue;
+			}
+			if (have_best && tag && (int32_t)(tag - best_tag) <= 0)
+				continue;
+			if (have_best)
+				memcpy(buf, spare, size);
+			have_best = true;
+			best_tag = tag;
+			/* Live, or stale but current when n held it. */
+			if (!tag || (int32_t)(tag - e) >= 0) {
+				free(asked);
+				*from_tag = tag;
+				return SD_RES_SUCCESS;
+			}
+		}
+	}
+	free(asked);
+	if (!have_best)
+		return ret;
+	*from_tag = best_tag;
+	return SD_RES_SUCCESS;
+}
+
+/*
+ * Make oid present here for epoch. SD_RES_SUCCESS if it is here now; NO_OBJ
+ * if no member has any copy; AGAIN if the epoch moved on meanwhile.
+ */
+static int recover_one(uint64_t oid, uint32_t epoch, struct rings *rs,
+		       const struct sd_ring *cur, uint64_t gen)
 {
 	uint8_t copies, policy, shift;
 	uint64_t size;
-	int idx[SD_MAX_COPIES], nr, ret = SD_RES_NO_OBJ;
-	void *buf;
+	uint32_t tag = 0;
+	void *buf, *spare;
+	int ret;
 
 	if (store_exist(oid, 0))
 		return SD_RES_SUCCESS;
@@ -94,209 +375,372 @@ static int recover_one(uint64_t oid, uint32_t old_epoch, uint32_t cur_epoch,
 	if (size > SD_MAX_PAYLOAD)
 		return SD_RES_INVALID_PARMS;
 	buf = sd_alloc_buffer(size);
-	if (!buf)
+	spare = sd_alloc_buffer(size);
+	if (!buf || !spare) {
+		sd_free_buffer(buf, size);
+		sd_free_buffer(spare, size);
 		return SD_RES_NO_MEM;
-	/* The previous holders first; then the current ones (an object
-	 * created in the new epoch already lives there). */
-	for (int pass = 0; pass < 2 && ret != SD_RES_SUCCESS; pass++) {
-		const struct sd_ring *ring = pass ? cur_ring : old_ring;
-
-		if (!ring)
-			continue;
-		nr = ring_oid_to_nodes(ring, oid, copies, idx);
-		for (int i = 0; i < nr && ret != SD_RES_SUCCESS; i++) {
-			const struct sd_node *n = &ring->nodes[idx[i]];
-
-			if (is_me(n) || ring_find_node(cur_ring, &n->nid) < 0)
-				continue;
-			ret = fetch_from(n, oid, old_epoch, cur_epoch, buf,
-					 size);
-		}
 	}
-	if (ret == SD_RES_SUCCESS)
-		ret = store_create_if_absent(oid, buf, size, gen);
+	ret = find_copy(oid, epoch, rs, cur, copies, buf, spare, size, &tag);
+	if (ret == SD_RES_SUCCESS) {
+		pthread_rwlock_rdlock(&sweep_lock);
+		if (sys_epoch() != epoch || get_swept() != epoch)
+			ret = SD_RES_AGAIN;
+		else
+			ret = store_create_if_absent(oid, buf, size, gen);
+		pthread_rwlock_unlock(&sweep_lock);
+		if (ret == SD_RES_SUCCESS && tag)
+			sd_notice("epoch %u: %016" PRIx64 " recovered from a "
+				  "copy of epoch %u", epoch, oid, tag);
+	}
 	sd_free_buffer(buf, size);
+	sd_free_buffer(spare, size);
 	return ret;
 }
 
 bool recover_missing(uint64_t oid)
 {
-	return recovery_in_progress() &&
-	       recover_object_now(oid) == SD_RES_SUCCESS && store_exist(oid, 0);
+	struct vnode_info *vi;
+	struct rings rs;
+	uint32_t epoch;
+	int ret = SD_RES_NO_OBJ;
+
+	pthread_mutex_lock(&rec_lock);
+	epoch = rec_epoch;
+	pthread_mutex_unlock(&rec_lock);
+	if (!epoch || epoch != sys_epoch())
+		return false;
+	vi = get_vnode_info();
+	if (!vi)
+		return false;
+	if (vi->epoch == epoch && ring_places_on_me(vi->ring, oid)) {
+		rings_init(&rs, epoch);
+		ret = recover_one(oid, epoch, &rs, vi->ring,
+				  store_generation());
+		rings_free(&rs);
+	}
+	put_vnode_info(vi);
+	return ret == SD_RES_SUCCESS && store_exist(oid, 0);
 }
 
 int recover_object_now(uint64_t oid)
 {
-	uint32_t old = atomic_load(&prev_epoch);
-	struct vnode_info *vi = get_vnode_info();
-	struct sd_ring *old_ring;
+	return recover_missing(oid) ? SD_RES_SUCCESS : SD_RES_NO_OBJ;
+}
+
+/* ---- one epoch's recovery ---- */
+
+static bool superseded(const struct recovery *r)
+{
+	return sys_epoch() != r->epoch ||
+	       store_generation() != r->store_gen;
+}
+
+/* Step 1: retire every local copy the ring of epoch no longer places here. */
+static void sweep(uint32_t epoch, const struct sd_ring *ring)
+{
+	uint64_t *oids;
+	size_t nr, moved = 0;
+
+	pthread_rwlock_wrlock(&sweep_lock);
+	store_list(&oids, &nr);
+	for (size_t i = 0; i < nr; i++) {
+		if (ring && ring_places_on_me(ring, oids[i]))
+			continue;
+		if (store_stale_one(oids[i], epoch - 1) == SD_RES_SUCCESS)
+			moved++;
+	}
+	free(oids);
+	set_swept(epoch);
+	pthread_rwlock_unlock(&sweep_lock);
+	if (moved)
+		sd_info("epoch %u: %zu objects no longer held here moved to "
+			".stale", epoch, moved);
+}
+
+static int obj_list_from(const struct sd_node *node, uint64_t **out,
+			 size_t *nr_out)
+{
+	uint32_t len = 1 << 20;
+	struct sd_req rq;
+	struct sd_rsp rsp;
+	uint8_t *buf;
 	int ret;
 
-	if (!vi || !old)
-		return SD_RES_NO_OBJ;
-	old_ring = epoch_ring(old);
-	ret = recover_one(oid, old, vi->epoch, old_ring, vi->ring,
-			  store_generation());
-	if (old_ring)
-		ring_free(old_ring);
-	put_vnode_info(vi);
+	for (;;) {
+		buf = xmalloc(len);
+		sd_init_req(&rq, SD_OP_GET_OBJ_LIST);
+		rq.data_length = len;
+		ret = peer_exec(&node->nid, &rq, NULL, buf, len, &rsp);
+		if (ret != SD_RES_BUFFER_SMALL || len >= SD_MAX_PAYLOAD)
+			break;
+		free(buf);
+		len = MIN((uint64_t)len * 4, (uint64_t)SD_MAX_PAYLOAD);
+	}
+	if (ret == SD_RES_SUCCESS) {
+		size_t k = rsp.data_length / 8;
+
+		*out = xrealloc(*out, (*nr_out + k + 1) * 8);
+		for (size_t j = 0; j < k; j++)
+			(*out)[(*nr_out)++] = get_le64(buf + j * 8);
+	}
+	free(buf);
 	return ret;
 }
 
-/* Every oid stored by the members of the new epoch (and here). */
-static int collect_oids(const struct sd_ring *ring, uint64_t **out, size_t *nr)
+/* Step 2: every oid any member stores, live or stale. False if a member
+ * could not tell us (its objects may be missing from the list). */
+static bool collect_oids(const struct recovery *r, const struct sd_ring *ring,
+			 uint64_t **out, size_t *nr)
 {
-	size_t cap = 0, n = 0;
 	uint64_t *all = NULL, *mine;
-	size_t nr_mine;
+	size_t n = 0, nr_mine;
+	bool complete = true;
 
 	for (int i = 0; i < ring->nr_nodes; i++) {
 		const struct sd_node *node = &ring->nodes[i];
-		uint32_t len = 1 << 20;
-		uint8_t *buf;
-		struct sd_req rq;
-		struct sd_rsp rsp;
-		int ret;
+		int ret = SD_RES_NETWORK_ERROR;
 
 		if (is_me(node) || !node->nr_vnodes)
 			continue;
-		for (;;) {
-			buf = xmalloc(len);
-			sd_init_req(&rq, SD_OP_GET_OBJ_LIST);
-			rq.data_length = len;
-			ret = peer_exec(&node->nid, &rq, NULL, buf, len, &rsp);
-			if (ret != SD_RES_BUFFER_SMALL || len >= SD_MAX_PAYLOAD)
+		for (int t = 0; t < LIST_TRIES && !superseded(r); t++) {
+			ret = obj_list_from(node, &all, &n);
+			if (ret == SD_RES_SUCCESS)
 				break;
-			free(buf);
-			len *= 4;
+			usleep(250 * 1000);
 		}
-		if (ret == SD_RES_SUCCESS) {
-			size_t k = rsp.data_length / 8;
+		if (ret != SD_RES_SUCCESS) {
+			char a[64];
 
-			if (n + k > cap) {
-				cap = (n + k) * 2;
-				all = xrealloc(all, cap * 8);
-			}
-			for (size_t j = 0; j < k; j++)
-				all[n++] = get_le64(buf + j * 8);
+			sd_err("epoch %u: cannot list the objects of %s: %s",
+			       r->epoch,
+			       node_addr_to_str(&node->nid, a, sizeof(a)),
+			       sd_strerror(ret));
+			complete = false;
 		}
-		free(buf);
 	}
-	store_list(&mine, &nr_mine);
+	store_list_all(&mine, &nr_mine);
 	all = xrealloc(all, (n + nr_mine + 1) * 8);
 	if (nr_mine)
 		memcpy(all + n, mine, nr_mine * 8);
 	n += nr_mine;
 	free(mine);
+	sort_unique_u64(all, &n);
 	*out = all;
 	*nr = n;
-	return 0;
+	return complete;
 }
 
-static bool superseded(const struct recovery *r)
+/* Step 3 for a list: the oids still missing are left in oids, *nr updated. */
+static void recover_list(struct recovery *r, struct rings *rs,
+			 const struct sd_ring *ring, uint64_t *oids, size_t *nr,
+			 uint64_t *done, uint64_t total, bool report)
 {
-	return sys_epoch() != r->new_epoch ||
-	       store_generation() != r->store_gen;
+	size_t left = 0;
+
+	for (size_t i = 0; i < *nr; i++) {
+		int ret;
+
+		if (superseded(r)) {
+			oids[left++] = oids[i];
+			continue;
+		}
+		recovery_throttle_wait();
+		ret = recover_one(oids[i], r->epoch, rs, ring, r->store_gen);
+		if (ret == SD_RES_SUCCESS) {
+			set_progress(REC_RECOVERING, ++*done, total);
+			continue;
+		}
+		oids[left++] = oids[i];
+		if (report)
+			sd_err("epoch %u: cannot recover %016" PRIx64 ": %s",
+			       r->epoch, oids[i],
+			       ret == SD_RES_NO_OBJ ? "no copy on any member"
+						    : sd_strerror(ret));
+	}
+	*nr = left;
 }
 
 static void recovery_fn(struct work *w)
 {
 	struct recovery *r = container_of(w, struct recovery, work);
-	struct vnode_info *vi = get_vnode_info();
-	struct sd_ring *old_ring = epoch_ring(r->old_epoch);
-	uint64_t *oids = NULL;
-	size_t nr = 0, nr_failed = 0, nr_fetched = 0;
+	struct vnode_info *vi;
+	struct sd_ring *ring = recovery_epoch_ring(r->epoch);
+	struct rings rs;
+	uint64_t *oids = NULL, done = 0;
+	size_t nr = 0, want = 0;
+	bool listed;
 
-	if (!vi || vi->epoch != r->new_epoch)
+	/* The sweep runs for every epoch, even a superseded one: a copy
+	 * that was not held in some epoch may have missed its writes. The
+	 * ring needs each VDI's copies, hence the VDI states first. */
+	vdi_states_complete();
+	sweep(r->epoch, ring);
+	fill_epoch_log(r->epoch);
+	if (ring)
+		ring_free(ring);
+	vi = get_vnode_info();
+	if (!vi || superseded(r) || vi->epoch != r->epoch)
 		goto out;
 	if (__atomic_load_n(&sys->disable_recovery, __ATOMIC_ACQUIRE)) {
 		/* Requests still fetch what they need (recover_missing). */
 		r->deferred = true;
 		goto out;
 	}
-	collect_oids(vi->ring, &oids, &nr);
-	sort_unique_u64(oids, &nr);
-	for (size_t i = 0; i < nr && !superseded(r); i++) {
-		int ret;
-
-		if (!ring_places_on_me(vi->ring, oids[i]) ||
-		    store_exist(oids[i], 0))
-			continue;
-		ret = recover_one(oids[i], r->old_epoch, r->new_epoch,
-				  old_ring, vi->ring, r->store_gen);
-		if (ret == SD_RES_SUCCESS) {
-			nr_fetched++;
-		} else {
-			nr_failed++;
-			sd_err("epoch %u: cannot recover %016" PRIx64 ": %s",
-			       r->new_epoch, oids[i], sd_strerror(ret));
-		}
-	}
-	if (superseded(r) || nr_failed)
-		goto out;
-	/* Everything this node must hold is here: retire the rest. */
-	free(oids);
-	store_list(&oids, &nr);
+	set_progress(REC_PREPARING, 0, 0);
+	listed = collect_oids(r, vi->ring, &oids, &nr);
 	for (size_t i = 0; i < nr; i++)
-		if (!ring_places_on_me(vi->ring, oids[i]))
-			store_stale_one(oids[i], r->old_epoch);
-	sd_notice("epoch %u: recovery done, %zu objects fetched",
-		  r->new_epoch, nr_fetched);
+		if (ring_places_on_me(vi->ring, oids[i]) &&
+		    !store_exist(oids[i], 0))
+			oids[want++] = oids[i];
+	nr = want;
+	set_progress(REC_RECOVERING, 0, want);
+	rings_init(&rs, r->epoch);
+	recover_list(r, &rs, vi->ring, oids, &nr, &done, want, true);
+	/* What failed may appear when a member finishes its own recovery
+	 * (an object created after our list, or a source still sweeping):
+	 * retry until it works or the epoch moves on. */
+	while (nr && !superseded(r)) {
+		usleep(RETRY_FAILED_MS * 1000);
+		recover_list(r, &rs, vi->ring, oids, &nr, &done, want, false);
+	}
+	rings_free(&rs);
+	if (superseded(r))
+		goto out;
+	if (!listed) {
+		sd_err("epoch %u: recovery incomplete, not every member listed "
+		       "its objects; stale copies are kept", r->epoch);
+		goto out;
+	}
+	sd_notice("epoch %u: recovery done, %" PRIu64 " objects fetched",
+		  r->epoch, done);
+	set_progress(REC_NOTIFYING, done, want);
+	r->complete = true;
 out:
 	free(oids);
-	if (old_ring)
-		ring_free(old_ring);
-	put_vnode_info(vi);
+	if (vi)
+		put_vnode_info(vi);
 }
 
 static void recovery_done(struct work *w)
 {
 	struct recovery *r = container_of(w, struct recovery, work);
 
-	pthread_mutex_lock(&rec_lock);
-	if (atomic_load(&recovering_epoch) == r->new_epoch && !r->deferred)
-		atomic_store(&recovering_epoch, 0);
-	pthread_mutex_unlock(&rec_lock);
 	if (r->deferred)
 		sd_notice("epoch %u: recovery is disabled, objects are fetched "
-			  "only on demand until it is enabled", r->new_epoch);
+			  "only on demand until it is enabled", r->epoch);
+	if (r->complete && sys_epoch() == r->epoch) {
+		pthread_mutex_lock(&rec_lock);
+		if (rec_epoch == r->epoch)
+			rec_epoch = 0;
+		pthread_mutex_unlock(&rec_lock);
+		recovery_report_complete(r->epoch);
+	}
 	free(r);
 }
 
 void recovery_resume(void)
 {
-	uint32_t e = atomic_load(&recovering_epoch);
+	uint32_t e;
 
-	if (e)
-		recovery_start(atomic_load(&prev_epoch), e);
+	pthread_mutex_lock(&rec_lock);
+	e = rec_epoch;
+	pthread_mutex_unlock(&rec_lock);
+	if (e && e == sys_epoch())
+		recovery_start(e);
 }
 
-void recovery_start(uint32_t old_epoch, uint32_t new_epoch)
+void recovery_start(uint32_t epoch)
 {
 	struct recovery *r;
 
-	if (sys->gateway_only)
+	if (sys->gateway_only) {
+		set_swept(epoch);
 		return;
+	}
 	if (!recovery_wq)
 		recovery_wq = create_work_queue("recovery", 1);
 	r = xzalloc(sizeof(*r));
-	r->old_epoch = old_epoch;
-	r->new_epoch = new_epoch;
+	r->epoch = epoch;
 	r->store_gen = store_generation();
 	r->work.fn = recovery_fn;
 	r->work.done = recovery_done;
 	pthread_mutex_lock(&rec_lock);
-	atomic_store(&prev_epoch, old_epoch);
-	atomic_store(&recovering_epoch, new_epoch);
+	rec_epoch = epoch;
+	rec_state = REC_PREPARING;
+	rec_done = rec_total = 0;
 	pthread_mutex_unlock(&rec_lock);
 	queue_work(recovery_wq, &r->work);
 }
 
-void recovery_get_state(bool *in_recovery, uint32_t *state, uint64_t *done,
-			uint64_t *total)
+/* ---- completion (COMPLETE_RECOVERY main phase, every node) ---- */
+
+static void purge_fn(struct work *w)
 {
-	*in_recovery = recovery_in_progress();
-	*state = 1;
-	*done = 0;
-	*total = 0;
+	uint32_t *epoch = (uint32_t *)(w + 1);
+	size_t n;
+
+	/* Objects created after the purge decision are live, not stale;
+	 * only copies tagged before the completed epoch go. */
+	n = store_purge_stale(*epoch);
+	if (n)
+		sd_info("epoch %u complete on every node: %zu stale copies "
+			"removed", *epoch, n);
+}
+
+static void purge_done(struct work *w)
+{
+	free(w);
+}
+
+static void purge_stale(uint32_t epoch)
+{
+	struct work *w = xzalloc(sizeof(*w) + sizeof(uint32_t));
+
+	*(uint32_t *)(w + 1) = epoch;
+	w->fn = purge_fn;
+	w->done = purge_done;
+	queue_work(recovery_wq ? recovery_wq : bg_wq, w);
+}
+
+int cluster_complete_recovery_main(const struct sd_req *req,
+				   struct sd_rsp *rsp, void *data,
+				   const struct sd_node *sender)
+{
+	uint32_t epoch = req->obj.tgt_epoch;
+	struct vnode_info *vi;
+	int storage = 0, reported = 0;
+
+	if (epoch != sys_epoch())
+		return SD_RES_SUCCESS; /* a newer epoch already runs */
+	if (done_epoch != epoch) {
+		done_epoch = epoch;
+		nr_done_nodes = 0;
+		free(done_nodes);
+		done_nodes = xcalloc(SD_MAX_NODES, sizeof(*done_nodes));
+	}
+	if (!asked_before(done_nodes, nr_done_nodes, &sender->nid) &&
+	    nr_done_nodes < SD_MAX_NODES)
+		done_nodes[nr_done_nodes++] = sender->nid;
+	vi = get_vnode_info();
+	if (!vi || vi->epoch != epoch)
+		goto out;
+	for (int i = 0; i < vi->ring->nr_nodes; i++) {
+		const struct sd_node *n = &vi->ring->nodes[i];
+
+		if (!n->nr_vnodes)
+			continue;
+		storage++;
+		if (asked_before(done_nodes, nr_done_nodes, &n->nid))
+			reported++;
+	}
+	if (storage && reported == storage) {
+		sd_notice("epoch %u: every node has recovered", epoch);
+		if (!sys->gateway_only)
+			purge_stale(epoch);
+	}
+out:
+	if (vi)
+		put_vnode_info(vi);
+	return SD_RES_SUCCESS;
 }

@@ -309,6 +309,9 @@ int main(int argc, char **argv)
 		sd_emerg("cannot measure the store's capacity: %m");
 		return 1;
 	}
+	if (opts.recovery_max)
+		recovery_throttle_set(opts.recovery_max,
+				      opts.recovery_interval_ms);
 	vdi_init();
 	vdi_scan_local();
 

@@ -253,8 +253,25 @@ extern struct work_queue *gateway_wq, *io_wq, *cluster_wq, *bg_wq;
 
 /* ---- recovery (recovery.c) ---- */
 
-/* Main thread, after an epoch change: fetch what this node must now hold. */
-void recovery_start(uint32_t old_epoch, uint32_t new_epoch);
+/* Main thread, after an epoch change (or a restart after a crash, for the
+ * same epoch): sweep, then fetch what this node must now hold. */
+void recovery_start(uint32_t epoch);
+/* Main thread: this node's store is valid for epoch as it is (joined a
+ * cluster at that epoch, or formatted): no sweep to wait for. */
+void recovery_epoch_adopted(uint32_t epoch);
+/* I/O of epoch waits until the sweep for it is done (SD_RES_SUCCESS), at
+ * most a few seconds (SD_RES_NEW_NODE_VER: the sender retries). */
+int recovery_wait_swept(uint32_t epoch);
+/* The ring of an old epoch, from the log or a member; NULL if unknown. */
+struct sd_ring *recovery_epoch_ring(uint32_t epoch);
+/* group.c: broadcast COMPLETE_RECOVERY for epoch. */
+void recovery_report_complete(uint32_t epoch);
+int cluster_complete_recovery_main(const struct sd_req *req,
+				   struct sd_rsp *rsp, void *data,
+				   const struct sd_node *sender);
+int cluster_force_recover_work(struct request *req);
+int cluster_force_recover_main(const struct sd_req *req, struct sd_rsp *rsp,
+			       void *data, const struct sd_node *sender);
 bool recovery_in_progress(void);
 /* Main thread: recovery was enabled again; finish what was deferred. */
 void recovery_resume(void);
@@ -268,6 +285,11 @@ int store_create_if_absent(uint64_t oid, const void *data, uint64_t size,
 void recovery_get_state(bool *in_recovery, uint32_t *state, uint64_t *done,
 			uint64_t *total);
 
+/* REWEIGHT main phase (reweight.c): re-measure this node's space and
+ * announce it if it moved by 1% or more. */
+int cluster_reweight_main(const struct sd_req *req, struct sd_rsp *rsp,
+			  void *data, const struct sd_node *sender);
+
 /* ---- recovery throttling (recovery_throttle.c) ---- */
 
 /* At most max objects per interval_ms; 0 0 means unthrottled. */
@@ -277,6 +299,17 @@ int recovery_throttle_set(uint32_t max, uint64_t interval_ms);
 void recovery_throttle_wait(void);
 uint64_t store_generation(void);
 int store_stale_one(uint64_t oid, uint32_t epoch);
+/* Live and stale oids (GET_OBJ_LIST: recovery must see orphaned copies). */
+int store_list_all(uint64_t **oids, size_t *nr);
+/* The newest stale copy of oid: its epoch tag. */
+bool store_stale_newest(uint64_t oid, uint32_t *tag);
+/* The live copy (*tag 0) or else the newest stale one (*tag its epoch). */
+int store_read_any(uint64_t oid, uint64_t offset, uint32_t len, void *buf,
+		   uint32_t *tag);
+/* Drop every stale copy of oid (the object was deleted). */
+void store_remove_stale(uint64_t oid);
+/* Remove stale copies tagged before epoch; the number removed. */
+size_t store_purge_stale(uint32_t before_epoch);
 
 /* ---- the VDI namespace (vdi.c) ---- */
 

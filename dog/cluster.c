@@ -1,14 +1,17 @@
 /*
  * "dog cluster": format a cluster (MAKE_FS), show its status and epoch
- * history (STAT_CLUSTER), and shut it down. Formatting checks first that
- * the -V choice agrees with the sheep's vnode strategy and asks before it
- * wipes a cluster that still holds VDIs.
+ * history (STAT_CLUSTER), shut it down, and the operator's controls of
+ * recovery and placement: recover force|enable|disable, reweight and
+ * alter-copy. Formatting checks first that the -V choice agrees with the
+ * sheep's vnode strategy and asks before it wipes a cluster that still
+ * holds VDIs.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h> /* optind */
 
 #include "dog.h"
 
@@ -368,6 +371,147 @@ static int cluster_shutdown(int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
+/* ---- recover ---- */
+
+static const char force_recover_prompt[] =
+    "    __\n"
+    "   ()'`;\n"
+    "   /\\|`  Caution! Forcing recovery starts a new epoch with only the\n"
+    "  /  |   nodes running now; data held only by the missing nodes may\n"
+    "(/_)_|_  be lost. Are you sure you want to continue? [yes/no]: ";
+
+/* The cluster waits for members of its last epoch that will not come back:
+ * go on without them. */
+static int recover_force(void)
+{
+	size_t len = (size_t)SD_MAX_NODES * SD_NODE_SIZE;
+	uint8_t *nodes;
+	struct sd_req req;
+	struct sd_rsp rsp;
+	int ret;
+
+	if (!cluster_cmd.force)
+		confirm(force_recover_prompt);
+	nodes = xmalloc(len);
+	sd_init_req(&req, SD_OP_FORCE_RECOVER);
+	req.data_length = len;
+	ret = dog_exec(&req, NULL, nodes, len, &rsp);
+	free(nodes);
+	if (ret < 0)
+		return EXIT_SYSFAIL;
+	if (rsp.result != SD_RES_SUCCESS) {
+		sd_err("Failed to force recovery: %s", sd_strerror(rsp.result));
+		return EXIT_FAILURE;
+	}
+	return EXIT_SUCCESS;
+}
+
+static int recover_toggle(bool enable)
+{
+	struct sd_req req;
+
+	sd_init_req(&req,
+		    enable ? SD_OP_ENABLE_RECOVER : SD_OP_DISABLE_RECOVER);
+	if (send_light_req(&req) < 0)
+		return EXIT_FAILURE;
+	printf("Cluster recovery: %s\n", enable ? "enable" : "disable");
+	return EXIT_SUCCESS;
+}
+
+static int cluster_recover(int argc, char **argv)
+{
+	const char *what = argv[optind];
+
+	if (!strcmp(what, "force"))
+		return recover_force();
+	if (!strcmp(what, "enable"))
+		return recover_toggle(true);
+	if (!strcmp(what, "disable"))
+		return recover_toggle(false);
+	sd_err("Invalid command 'cluster recover %s'", what);
+	return EXIT_USAGE;
+}
+
+/* ---- reweight ---- */
+
+/* Each node measures its capacity again; those that moved by 1% or more
+ * announce it, and the epoch changes. */
+static int cluster_reweight(int argc, char **argv)
+{
+	struct sd_req req;
+
+	sd_init_req(&req, SD_OP_REWEIGHT);
+	if (send_light_req(&req) < 0)
+		return EXIT_FAILURE;
+	return EXIT_SUCCESS;
+}
+
+/* ---- alter-copy ---- */
+
+/* The default redundancy of VDIs created from now on; existing VDIs keep
+ * theirs (vdi alter-copy changes one VDI). Replication only. */
+static int cluster_alter_copy(int argc, char **argv)
+{
+	struct sd_req req;
+	struct sd_rsp rsp;
+	int old_copies;
+
+	if (!cluster_cmd.copies) {
+		sd_err("Please specify the redundancy level with -c");
+		return EXIT_USAGE;
+	}
+	if (cluster_cmd.copy_policy) {
+		sd_err("Changing the redundancy level to erasure coding is "
+		       "not supported yet.");
+		return EXIT_USAGE;
+	}
+
+	sd_init_req(&req, SD_OP_GET_CLUSTER_DEFAULT);
+	if (dog_exec(&req, NULL, NULL, 0, &rsp) < 0)
+		return EXIT_SYSFAIL;
+	if (rsp.result != SD_RES_SUCCESS) {
+		sd_err("Failed to get the cluster's redundancy level: %s",
+		       sd_strerror(rsp.result));
+		return EXIT_FAILURE;
+	}
+	if (rsp.cluster_default.copy_policy) {
+		sd_err("The cluster's copy policy is erasure code, changing "
+		       "it is not supported yet.");
+		return EXIT_FAILURE;
+	}
+	old_copies = rsp.cluster_default.nr_copies;
+	if (old_copies == cluster_cmd.copies) {
+		sd_err("The cluster's redundancy level is already set to %d, "
+		       "nothing changed.",
+		       old_copies);
+		return EXIT_FAILURE;
+	}
+	if (cluster_cmd.copies > sd_nodes_nr && !cluster_cmd.force) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg),
+			 "Number of copies (%d) is larger than number of "
+			 "nodes (%d).\n"
+			 "Are you sure you want to continue? [yes/no]: ",
+			 cluster_cmd.copies, sd_nodes_nr);
+		confirm(msg);
+	}
+
+	sd_init_req(&req, SD_OP_ALTER_CLUSTER_COPY);
+	req.cluster.copies = cluster_cmd.copies;
+	if (dog_exec(&req, NULL, NULL, 0, &rsp) < 0)
+		return EXIT_SYSFAIL;
+	if (rsp.result != SD_RES_SUCCESS) {
+		sd_err("Failed to change the cluster's redundancy level: %s",
+		       sd_strerror(rsp.result));
+		return EXIT_FAILURE;
+	}
+	sd_info("The cluster's redundancy level is set to %d, the old one "
+		"was %d.",
+		cluster_cmd.copies, old_copies);
+	return EXIT_SUCCESS;
+}
+
 static void cluster_parser(int ch, const char *arg)
 {
 	switch (ch) {
@@ -450,8 +594,13 @@ static const struct subcommand cluster_subcommands[] = {
     {"format", NULL, "bcltaphzTVRfF", "create a Sheepdog store",
      CMD_NEED_NODELIST, cluster_format},
     {"shutdown", NULL, "aphT", "stop Sheepdog", 0, cluster_shutdown},
+    {"recover", "force|enable|disable", "afphT",
+     "see and control cluster recovery", CMD_NEED_ARG, cluster_recover},
+    {"reweight", NULL, "aphT", "reweight the cluster", 0, cluster_reweight},
     {"check", NULL, "aphT", "check and repair cluster", CMD_NEED_NODELIST,
      cluster_check},
+    {"alter-copy", NULL, "aphTcf", "set the cluster's redundancy level",
+     CMD_NEED_NODELIST, cluster_alter_copy},
     {NULL, NULL, NULL, NULL, 0, NULL},
 };
 

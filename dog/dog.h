@@ -117,6 +117,17 @@ int vdi_getattr(int argc, char **argv);
 int vdi_lock(int argc, char **argv);
 int vdi_alter_copy(int argc, char **argv);
 extern const struct command node_command;
+
+/* The options of "dog node" (spec 11.2), filled by node.c's parser. */
+struct node_cmd_data {
+	bool all_nodes; /* -A: md info of every node */
+	bool progress;	/* -P: recovery progress */
+	bool local;	/* -l: kill the node given by -a/-p */
+};
+extern struct node_cmd_data node_cmd;
+
+/* "dog node recovery" and its throttle subcommands (node_recovery.c). */
+int node_recovery(int argc, char **argv);
 extern const struct command cluster_command;
 
 /* ---- global state, set by dog.c before a command runs ---- */

@@ -592,3 +592,151 @@ int store_stale_one(uint64_t oid, uint32_t epoch)
 		return errno_to_result(errno);
 	return SD_RES_SUCCESS;
 }
+
+/* ---- stale copies: obj/.stale/<oid>[_<idx>].<epoch> ---- */
+
+/* Parse a stale file name into oid and epoch tag. */
+static bool parse_stale_name(const char *name, uint64_t *oid, uint32_t *tag)
+{
+	const char *dot = strrchr(name, '.');
+	char *end;
+	unsigned long t;
+
+	if (!dot || strstr(name, ".tmp") || strlen(name) < 16)
+		return false;
+	errno = 0;
+	*oid = strtoull(name, &end, 16);
+	if (errno || end != name + 16 || (*end != '.' && *end != '_'))
+		return false;
+	t = strtoul(dot + 1, &end, 10);
+	if (errno || *end || end == dot + 1 || t > UINT32_MAX)
+		return false;
+	*tag = (uint32_t)t;
+	return true;
+}
+
+typedef void (*stale_fn)(const char *name, uint64_t oid, uint32_t tag,
+			 void *arg);
+
+static void for_each_stale(stale_fn fn, void *arg)
+{
+	DIR *d = opendir(stale_dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		uint64_t oid;
+		uint32_t tag;
+
+		if (parse_stale_name(de->d_name, &oid, &tag))
+			fn(de->d_name, oid, tag, arg);
+	}
+	closedir(d);
+}
+
+static void add_stale_oid(const char *name, uint64_t oid, uint32_t tag,
+			  void *arg)
+{
+	add_oid(NULL, name, oid, arg);
+}
+
+int store_list_all(uint64_t **oids, size_t *nr)
+{
+	struct oid_vec v = { 0 };
+
+	for_each_obj_file(add_oid, &v);
+	for_each_stale(add_stale_oid, &v);
+	sort_unique_u64(v.oids, &v.nr);
+	*oids = v.oids;
+	*nr = v.nr;
+	return SD_RES_SUCCESS;
+}
+
+struct newest {
+	uint64_t oid;
+	uint32_t tag;
+	bool found;
+};
+
+static void pick_newest(const char *name, uint64_t oid, uint32_t tag,
+			void *arg)
+{
+	struct newest *n = arg;
+
+	/* Only whole replicas (no _idx strip suffix). */
+	if (oid != n->oid || strchr(name, '_'))
+		return;
+	if (!n->found || (int32_t)(tag - n->tag) > 0) {
+		n->tag = tag;
+		n->found = true;
+	}
+}
+
+bool store_stale_newest(uint64_t oid, uint32_t *tag)
+{
+	struct newest n = { .oid = oid };
+
+	for_each_stale(pick_newest, &n);
+	if (n.found)
+		*tag = n.tag;
+	return n.found;
+}
+
+static void remove_stale_of(const char *name, uint64_t oid, uint32_t tag,
+			    void *arg)
+{
+	char p[4600];
+
+	if (oid != *(uint64_t *)arg)
+		return;
+	snprintf(p, sizeof(p), "%s/%s", stale_dir, name);
+	unlink(p);
+}
+
+void store_remove_stale(uint64_t oid)
+{
+	for_each_stale(remove_stale_of, &oid);
+}
+
+struct purge {
+	uint32_t before;
+	size_t nr;
+};
+
+static void purge_one(const char *name, uint64_t oid, uint32_t tag, void *arg)
+{
+	struct purge *p = arg;
+	char path[4600];
+
+	if ((int32_t)(tag - p->before) >= 0)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", stale_dir, name);
+	if (unlink(path) == 0)
+		p->nr++;
+}
+
+size_t store_purge_stale(uint32_t before_epoch)
+{
+	struct purge p = { .before = before_epoch };
+
+	pthread_rwlock_rdlock(&format_lock);
+	for_each_stale(purge_one, &p);
+	pthread_rwlock_unlock(&format_lock);
+	return p.nr;
+}
+
+/* The object's live copy if there is one, else its newest stale copy; *tag
+ * is 0 for the live copy, the stale copy's epoch otherwise. */
+int store_read_any(uint64_t oid, uint64_t offset, uint32_t len, void *buf,
+		   uint32_t *tag)
+{
+	int ret = store_read(oid, 0, offset, len, buf);
+
+	*tag = 0;
+	if (ret != SD_RES_NO_OBJ)
+		return ret;
+	if (!store_stale_newest(oid, tag))
+		return SD_RES_NO_OBJ;
+	return store_read_stale(oid, 0, *tag, offset, len, buf);
+}

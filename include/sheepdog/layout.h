@@ -292,6 +292,7 @@ int sheepdog_config_decode(const uint8_t buf[SD_CONFIG_SIZE],
 /* ---- small fixed payloads (spec 2.4) ---- */
 
 #define SD_RECOVERY_STATE_SIZE 24
+#define SD_RECOVERY_THROTTLING_SIZE 24
 #define SD_STAT_SIZE 120
 #define SD_MD_INFO_ENTRY_SIZE 4120
 #define SD_MD_MAX_DISKS 64
