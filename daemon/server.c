@@ -478,7 +478,8 @@ void put_request(struct request *req)
 		req->rp.data_length = req->data_alloc;
 	if (req->rp.result != SD_RES_SUCCESS &&
 	    req->rp.result != SD_RES_BUFFER_SMALL &&
-	    req->rq.opcode != SD_OP_OIDS_EXIST)
+	    req->rq.opcode != SD_OP_OIDS_EXIST &&
+	    req->rq.opcode != SD_OP_STAT_CLUSTER)
 		req->rp.data_length = 0;
 	if (c->dead) {
 		free_request(req);

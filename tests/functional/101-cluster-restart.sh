@@ -53,6 +53,7 @@ for i in 2 0 3; do
 	wait_for_sheep "$i"
 done
 status_is 0 "Waiting for other nodes" || fail "the cluster runs without every member of epoch $epoch"
+assert_eq "$epoch" "$(epoch_of 0)" "a waiting cluster's history should end at epoch $epoch"
 assert_exit 1 dog_p 2 vdi read data 0 4096
 start_sheep 1
 wait_for_sheep 1
