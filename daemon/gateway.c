@@ -144,8 +144,12 @@ static int forward_once(struct vnode_info *vi, const struct request *req,
 
 	if (local) {
 		int r = recovery_wait_swept(vi->epoch);
+		bool entered;
 
-		switch (r == SD_RES_SUCCESS ? peer_op : 0) {
+		if (r == SD_RES_SUCCESS)
+			r = io_epoch_enter(vi->epoch);
+		entered = r == SD_RES_SUCCESS;
+		switch (entered ? peer_op : 0) {
 		case 0:
 			break;
 		case SD_OP_CREATE_AND_WRITE_PEER:
@@ -167,6 +171,8 @@ static int forward_once(struct vnode_info *vi, const struct request *req,
 			r = store_remove(req->rq.obj.oid, 0);
 			break;
 		}
+		if (entered)
+			io_epoch_exit(vi->epoch);
 		for (int i = 0; i < nr; i++)
 			if (is_me(fwd[i].node))
 				fwd[i].result = r;

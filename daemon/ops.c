@@ -695,8 +695,8 @@ void queue_request(struct request *req)
 		queue_work(gateway_wq, &req->work);
 		break;
 	case OP_PEER:
-		if ((int32_t)(req->rq.epoch - sys_epoch()) > 0 &&
-		    !(req->rq.flags & SD_FLAG_CMD_RECOVERY)) {
+		/* Recovery reads wait too: see io_epoch_drain. */
+		if ((int32_t)(req->rq.epoch - sys_epoch()) > 0) {
 			if (!park_request(req)) {
 				req->rp.result = SD_RES_NEW_NODE_VER;
 				put_request(req);

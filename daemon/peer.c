@@ -40,27 +40,37 @@ static int check_range(const struct request *req, uint64_t *obj_size)
 	return SD_RES_SUCCESS;
 }
 
+/* A mutation runs registered under its epoch (recovery.c's barrier). */
+static int mutation_begin(const struct request *req)
+{
+	int ret = check_epoch(req);
+
+	return ret == SD_RES_SUCCESS ? io_epoch_enter(req->rq.epoch) : ret;
+}
+
 int peer_create_and_write_obj(struct request *req)
 {
 	uint64_t obj_size;
-	int ret = check_epoch(req);
+	int ret = check_range(req, &obj_size);
 
 	if (ret == SD_RES_SUCCESS)
-		ret = check_range(req, &obj_size);
+		ret = mutation_begin(req);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
-	return store_create_and_write(req->rq.obj.oid, req->rq.obj.ec_index,
-				      req->rq.obj.offset, req->rq.data_length,
-				      req->data, obj_size, NULL);
+	ret = store_create_and_write(req->rq.obj.oid, req->rq.obj.ec_index,
+				     req->rq.obj.offset, req->rq.data_length,
+				     req->data, obj_size, NULL);
+	io_epoch_exit(req->rq.epoch);
+	return ret;
 }
 
 int peer_write_obj(struct request *req)
 {
 	uint64_t obj_size;
-	int ret = check_epoch(req);
+	int ret = check_range(req, &obj_size);
 
 	if (ret == SD_RES_SUCCESS)
-		ret = check_range(req, &obj_size);
+		ret = mutation_begin(req);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
 	ret = store_write(req->rq.obj.oid, req->rq.obj.ec_index,
@@ -70,6 +80,7 @@ int peer_write_obj(struct request *req)
 		ret = store_write(req->rq.obj.oid, req->rq.obj.ec_index,
 				  req->rq.obj.offset, req->rq.data_length,
 				  req->data);
+	io_epoch_exit(req->rq.epoch);
 	return ret;
 }
 
@@ -87,6 +98,14 @@ static int peer_read_for_recovery(struct request *req)
 
 	if (ret == SD_RES_SUCCESS && req->rq.obj.ec_index)
 		ret = SD_RES_INVALID_PARMS; /* strips: not built yet */
+	/* A recoverer ahead of us was parked until we caught up (ops.c);
+	 * once we are at its epoch, writes of earlier epochs that are still
+	 * running here must land before we hand out the object. */
+	if (ret == SD_RES_SUCCESS &&
+	    (int32_t)(req->rq.epoch - sys_epoch()) > 0)
+		ret = SD_RES_NEW_NODE_VER;
+	if (ret == SD_RES_SUCCESS)
+		ret = io_epoch_drain(req->rq.epoch);
 	if (ret == SD_RES_SUCCESS)
 		ret = recovery_wait_swept(sys_epoch());
 	if (ret == SD_RES_SUCCESS)
@@ -124,13 +143,16 @@ int peer_read_obj(struct request *req)
 
 int peer_remove_obj(struct request *req)
 {
-	int ret = check_epoch(req);
+	int ret;
 
-	if (ret != SD_RES_SUCCESS)
-		return ret;
 	if (!oid_is_valid(req->rq.obj.oid))
 		return SD_RES_INVALID_PARMS;
+	ret = mutation_begin(req);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
 	/* A deleted object must not come back from an old copy. */
 	store_remove_stale(req->rq.obj.oid);
-	return store_remove(req->rq.obj.oid, req->rq.obj.ec_index);
+	ret = store_remove(req->rq.obj.oid, req->rq.obj.ec_index);
+	io_epoch_exit(req->rq.epoch);
+	return ret;
 }

@@ -509,7 +509,7 @@ static bool collect_oids(const struct recovery *r, const struct sd_ring *ring,
 				break;
 			usleep(250 * 1000);
 		}
-		if (ret != SD_RES_SUCCESS) {
+		if (ret != SD_RES_SUCCESS && !superseded(r)) {
 			char a[64];
 
 			sd_err("epoch %u: cannot list the objects of %s: %s",
@@ -743,4 +743,94 @@ out:
 	if (vi)
 		put_vnode_info(vi);
 	return SD_RES_SUCCESS;
+}
+
+/* ---- the write barrier at epoch changes ----
+ *
+ * A write accepted under epoch e may still be running when epoch e+1
+ * starts. A node recovering the object in e+1 must not copy it from here
+ * before that write has landed, or the acknowledged write would be missing
+ * from the new copy. So object mutations register the epoch they run
+ * under, and a recovery read for epoch E first waits until no mutation of
+ * an earlier epoch is in flight here (new ones are refused: our epoch is
+ * E already, peer requests of a newer epoch having been parked).
+ */
+#define IO_SLOTS 8
+
+static pthread_mutex_t io_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t io_cond = PTHREAD_COND_INITIALIZER;
+static struct {
+	uint32_t epoch;
+	uint32_t count;
+} io_inflight[IO_SLOTS];
+
+int io_epoch_enter(uint32_t epoch)
+{
+	int ret = SD_RES_SUCCESS, free_slot = -1, i;
+
+	pthread_mutex_lock(&io_mutex);
+	if (epoch != sys_epoch()) {
+		ret = (int32_t)(epoch - sys_epoch()) < 0 ? SD_RES_OLD_NODE_VER
+							 : SD_RES_NEW_NODE_VER;
+		goto out;
+	}
+	for (i = 0; i < IO_SLOTS; i++) {
+		if (io_inflight[i].count && io_inflight[i].epoch == epoch)
+			break;
+		if (!io_inflight[i].count && free_slot < 0)
+			free_slot = i;
+	}
+	if (i == IO_SLOTS) {
+		if (free_slot < 0) { /* eight epochs in flight: wait a bit */
+			ret = SD_RES_NEW_NODE_VER;
+			goto out;
+		}
+		i = free_slot;
+		io_inflight[i].epoch = epoch;
+	}
+	io_inflight[i].count++;
+out:
+	pthread_mutex_unlock(&io_mutex);
+	return ret;
+}
+
+void io_epoch_exit(uint32_t epoch)
+{
+	pthread_mutex_lock(&io_mutex);
+	for (int i = 0; i < IO_SLOTS; i++) {
+		if (io_inflight[i].count && io_inflight[i].epoch == epoch) {
+			if (--io_inflight[i].count == 0)
+				pthread_cond_broadcast(&io_cond);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&io_mutex);
+}
+
+static bool older_inflight(uint32_t epoch)
+{
+	for (int i = 0; i < IO_SLOTS; i++)
+		if (io_inflight[i].count &&
+		    (int32_t)(io_inflight[i].epoch - epoch) < 0)
+			return true;
+	return false;
+}
+
+int io_epoch_drain(uint32_t epoch)
+{
+	struct timespec deadline;
+	int ret = SD_RES_SUCCESS;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += SWEEP_WAIT_MS / 1000;
+	pthread_mutex_lock(&io_mutex);
+	while (older_inflight(epoch)) {
+		if (pthread_cond_timedwait(&io_cond, &io_mutex, &deadline) ==
+		    ETIMEDOUT) {
+			ret = SD_RES_NEW_NODE_VER;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&io_mutex);
+	return ret;
 }

@@ -262,6 +262,12 @@ void recovery_epoch_adopted(uint32_t epoch);
 /* I/O of epoch waits until the sweep for it is done (SD_RES_SUCCESS), at
  * most a few seconds (SD_RES_NEW_NODE_VER: the sender retries). */
 int recovery_wait_swept(uint32_t epoch);
+/* Object mutations run between io_epoch_enter (SD_RES_OLD_NODE_VER or
+ * NEW_NODE_VER unless epoch is ours) and io_epoch_exit. io_epoch_drain
+ * waits (bounded) until none of an epoch before epoch is in flight. */
+int io_epoch_enter(uint32_t epoch);
+void io_epoch_exit(uint32_t epoch);
+int io_epoch_drain(uint32_t epoch);
 /* The ring of an old epoch, from the log or a member; NULL if unknown. */
 struct sd_ring *recovery_epoch_ring(uint32_t epoch);
 /* group.c: broadcast COMPLETE_RECOVERY for epoch. */

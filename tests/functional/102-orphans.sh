@@ -32,8 +32,22 @@ dog_p 0 vdi write data <"$SD_TMP/data"
 dog_p 0 vdi create other 8M
 wait_placed 0 5
 
-mapfile -t h < <(holders_of data 3)
-[[ ${#h[@]} -eq 2 ]] || fail "object 3 should have 2 holders, got '${h[*]}'"
+# Two holders of a data object, but not both holders of the inode: the VDI
+# stays readable, only some of its objects are orphaned.
+inode_holders() {
+	local hp i
+	for hp in $(dog_p 0 vdi object location data | tail -1); do
+		for ((i = 0; i < SD_MAX_NODES; i++)); do
+			[[ $hp == "127.0.0.1:$(port_of "$i")" ]] && echo "$i"
+		done
+	done
+}
+mapfile -t ih < <(inode_holders)
+for idx in $(seq 0 15); do
+	mapfile -t h < <(holders_of data "$idx")
+	[[ ${#h[@]} -eq 2 ]] || fail "object $idx should have 2 holders, got '${h[*]}'"
+	[[ " ${ih[*]} " == *" ${h[0]} "* && " ${ih[*]} " == *" ${h[1]} "* ]] || break
+done
 a=${h[0]} b=${h[1]}
 # Which objects only these two hold: they become orphans.
 orphans=()
