@@ -32,7 +32,8 @@ build=${SD_BUILD_DIR:-$top/build}
 placement=$build/tests/sd-placement
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sd-bench-rec.XXXXXX")
 ram=$(mktemp -d /dev/shm/sd-bench-rec.XXXXXX)
-port=$((30000 + RANDOM % 20000))
+# below the ephemeral range, so no outgoing connection holds one of ours
+port=$((20000 + RANDOM % 12000))
 declare -a pids=()
 load_pid=""
 
@@ -54,7 +55,11 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b < a) ? b : a }'; }
 mbps() { awk -v b="$1" -v t="$2" 'BEGIN { printf "%.0f", b / 1048576 / t }'; }
-die() { echo "recovery bench: $*" >&2; exit 1; }
+die() {
+	echo "recovery bench: $*" >&2
+	tail -n 5 "$work"/out* >&2
+	exit 1
+}
 
 start_sheep() {
 	"$build/sheep" -f -c "local:$work/shm" -p $((port + $1)) -z "$1" \
@@ -76,10 +81,10 @@ has_nodes() { [[ $(nodes_listed) -eq $1 ]]; }
 
 for i in 0 1 2 3; do start_sheep "$i"; done
 until_ok 30 has_nodes 4 || die "sheep did not start"
-"$build/dog" cluster format -c 3 -p "$port" >/dev/null
-"$build/dog" vdi create bench "${size_mib}M" -p "$port"
+"$build/dog" cluster format -c 3 -p "$port" >/dev/null || die "format failed"
+"$build/dog" vdi create bench "${size_mib}M" -p "$port" || die "vdi create failed"
 head -c "${size_mib}M" /dev/urandom >"$ram/src"
-"$build/dog" vdi write bench -p "$port" <"$ram/src"
+"$build/dog" vdi write bench -p "$port" <"$ram/src" || die "vdi write failed"
 head -c "${load_mib}M" "$ram/src" >"$ram/region"
 until_ok 60 settled 4 || die "placement is not exact after the write"
 
@@ -148,7 +153,7 @@ for rep in $(seq "$reps"); do
 	t1=$(now)
 	rejoin_t=$(elapsed "$t0" "$t1")
 	rejoin_best=$(best "$rejoin_best" "$rejoin_t")
-	rows+=("$(printf '%3s  %5s  %7s  %9s  %10s  %8s  %5s' "$rep" "$victim" \
+	rows+=("$(printf '%3s  %5s  %8s  %9s  %10s  %8s  %5s' "$rep" "$victim" \
 		$((bytes >> 20)) "$copy_t" "$rec_t" "$rejoin_t" \
 		"$(awk -v c="$copy_t" -v r="$rec_t" 'BEGIN { printf "%.2f", c / r }')")")
 	echo "${rows[-1]}"

@@ -20,8 +20,10 @@
 # Env:   SOAK_NODES (5), SOAK_COPIES (3), SOAK_MAX_NODES (8, at most 16),
 #        SOAK_VDI_SIZE (256M), SOAK_SETTLE_TIMEOUT (120), SOAK_JOBS (2,
 #        concurrent writers), SOAK_MIN_WRITES (200, acknowledged writes
-#        between the resume and the next action), SOAK_SEED (random; the
-#        run prints it, and the same seed replays the same actions),
+#        between the resume and the next action), SOAK_RETRY_FOR (60,
+#        seconds the writer retries one request before calling its outcome
+#        uncertain), SOAK_SEED (random; the run prints it, and the same
+#        seed replays the same actions),
 #        SD_BUILD_DIR (build/), SD_WAIT_TIMEOUT (30, for starts and joins).
 # Output ends with "rounds R, objects verified V, losses L": V counts the
 # blocks read back by every verification, L the lost, corrupt and
@@ -37,6 +39,7 @@ max_nodes=${SOAK_MAX_NODES:-8}
 vdi_size=${SOAK_VDI_SIZE:-256M}
 settle_timeout=${SOAK_SETTLE_TIMEOUT:-120}
 min_writes=${SOAK_MIN_WRITES:-200}
+retry_for=${SOAK_RETRY_FOR:-60}
 seed=${SOAK_SEED:-$((RANDOM << 15 | RANDOM))}
 ((max_nodes <= SD_MAX_NODES)) || fail "SOAK_MAX_NODES is at most $SD_MAX_NODES"
 ((nodes >= copies && nodes <= max_nodes)) ||
@@ -139,11 +142,13 @@ verify_state() {
 	((rc == 0 && lost + corrupt + unreadable == 0))
 }
 
-# verify: pause the writer (it dumps its state), verify, resume it.
+# verify: pause the writer (it dumps its state), verify, resume it. A
+# writer busy retrying may take a write and a read-back to get there.
 verify() {
 	local rc=0
 	touch "$pause"
-	wait_for "the writer to pause" test -e "$pause.ack"
+	SD_WAIT_TIMEOUT=$((2 * (retry_for + 20) + 10)) \
+		wait_for "the writer to pause" test -e "$pause.ack"
 	verify_state || rc=$?
 	rm -f "$pause"
 	wait_for "the writer to resume" test ! -e "$pause.ack"
@@ -193,7 +198,7 @@ format_cluster "$copies"
 dog_p 0 vdi create soak "$vdi_size" -P
 settle || fail "the new cluster's placement is not exact"
 
-setpriv --pdeathsig KILL python3 "$VWRITER" --timeout 20 --retry-for 60 write \
+setpriv --pdeathsig KILL python3 "$VWRITER" --timeout 20 --retry-for "$retry_for" write \
 	--vdi soak --ports "$ports" --state "$state" --progress "$progress" \
 	--pause-file "$pause" --stop-file "$stop" --jobs "${SOAK_JOBS:-2}" \
 	--seed "$seed" >"$SD_TMP/vwriter.out" 2>&1 &

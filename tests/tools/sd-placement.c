@@ -156,8 +156,7 @@ static int get_node_list(int fd, const char *who, struct sd_node **nodes,
 	req.data_length = size;
 	exec_or_die(fd, who, &req, NULL, buf, size, &rsp);
 	if (rsp.result != SD_RES_SUCCESS)
-		cannot("GET_NODE_LIST to %s: %s", who,
-		       sd_strerror(rsp.result));
+		cannot("GET_NODE_LIST to %s: %s", who, sd_strerror(rsp.result));
 	nr = MIN(rsp.data_length, size) / SD_NODE_SIZE;
 	*nodes = xcalloc(nr ? nr : 1, sizeof(**nodes));
 	for (int i = 0; i < nr; i++)
@@ -367,8 +366,7 @@ static int add_btree_leaf(uint64_t oid, void *arg)
 }
 
 /* The data objects and B-tree leaves of a hyper volume. */
-static int add_hyper_objects(const struct sd_inode_header *h,
-			     uint64_t nr_slots)
+static int add_hyper_objects(const struct sd_inode_header *h, uint64_t nr_slots)
 {
 	struct btree_ops ops = {.read_obj = btree_read};
 	uint8_t *root = xmalloc(BTREE_NODE_SIZE);
@@ -387,8 +385,7 @@ static int add_hyper_objects(const struct sd_inode_header *h,
 	return ret;
 }
 
-static int add_flat_objects(const struct sd_inode_header *h,
-			    uint64_t nr_slots)
+static int add_flat_objects(const struct sd_inode_header *h, uint64_t nr_slots)
 {
 	uint8_t *index;
 	int ret;
@@ -447,8 +444,7 @@ static void add_vdi(uint32_t vid)
 		printf("VDI %s (vid %" PRIx32 ", %s, copies %u): %zu objects "
 		       "so far\n",
 		       h.name[0] ? h.name : "(deleted)", vid,
-		       h.store_policy ? "hyper" : "flat", h.nr_copies,
-		       nr_objs);
+		       h.store_policy ? "hyper" : "flat", h.nr_copies, nr_objs);
 }
 
 static void add_all_vdis(void)
@@ -591,8 +587,8 @@ static void judge(const struct object *o, const bool *live, struct counts *c)
 		c->extra++;
 	if (c->details++ >= (size_t)opt_details)
 		return;
-	strbuf_addf(&sb, "%s %016" PRIx64 " (copies %u): holders", what,
-		    o->oid, o->copies);
+	strbuf_addf(&sb, "%s %016" PRIx64 " (copies %u): holders", what, o->oid,
+		    o->copies);
 	for (int i = 0; i < nr; i++)
 		strbuf_addf(&sb, " %s%s", node_name(idx[i]),
 			    live[idx[i]] ? "" : "(lacks it)");
@@ -667,15 +663,15 @@ static int parse_int(const char *s, int lo, int hi)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"address", required_argument, NULL, 'a'},
-		{"port", required_argument, NULL, 'p'},
-		{"vdi", required_argument, NULL, 'V'},
-		{"nodes", required_argument, NULL, 'n'},
-		{"details", required_argument, NULL, 'd'},
-		{"timeout", required_argument, NULL, 't'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"address", required_argument, NULL, 'a'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"vdi", required_argument, NULL, 'V'},
+	    {"nodes", required_argument, NULL, 'n'},
+	    {"details", required_argument, NULL, 'd'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char **names = xcalloc(argc, sizeof(*names));
 	struct counts c = {0};

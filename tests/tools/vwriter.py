@@ -4,12 +4,12 @@ acknowledged one checked later.
 
 `write` overwrites random blocks of a VDI created with `dog vdi create -P`
 (so only WRITE_OBJ to existing data objects is needed, never an inode
-update) through a list of sheep ports, moving to the next port every --switch-every
-requests (so every sheep is a gateway in turn) and failing over to it when
-a connection breaks or a request fails. Every block written carries its own
-identity: a magic, the block's byte offset, a sequence number and this
-run's nonce, a filler derived from them, and a SHA-256 of all that, so a
-block read back tells which write it came from.
+update) through a list of sheep ports, moving to the next port every
+--switch-every requests (so every sheep is a gateway in turn) and failing
+over to it when a connection breaks or a request fails. Every block
+written carries its own identity: a magic, the block's byte offset, a
+sequence number and this run's nonce, a filler derived from them, and a
+SHA-256 of all that, so a block read back tells which write it came from.
 
 Each write ends either acknowledged (SUCCESS from some port; a retry sends
 the same bytes, so a late copy of an earlier attempt cannot differ) or
@@ -19,17 +19,18 @@ memory and is dumped as JSON to --state on pause and at the end.
 
 `verify` loads that state and reads back every block ever written, through
 any live port: a block must hold its last acknowledged write or one of the
-uncertain writes after it (zeros if nothing was acknowledged). A block that
+uncertain writes after it (zeros if nothing was acknowledged; an uncertain
+write from before the last acknowledged one does not count). A block that
 holds an older write or zeros instead of an acknowledged one is lost; one
 whose content is no version of the block at all (bad checksum, another
 block's data, another run's) is corrupt.
 
 While writing, a sample of blocks is read back and checked the same way
 (--check-every). --progress keeps the counters in a file a driver can
-poll. --pause-file lets a driver (tests/soak.sh) stop the writes,
-get the state dumped and run `verify` against a quiet VDI: when the file
-appears the writer goes idle, dumps the state and creates PAUSE_FILE.ack,
-and it resumes (removing the .ack) once the file is gone.
+poll. --pause-file lets a driver (tests/soak.sh) stop the writes, get the
+state dumped and run `verify` against a quiet VDI: when the file appears
+the writer goes idle, dumps the state and creates PAUSE_FILE.ack, and it
+resumes (removing the .ack) once the file is gone.
 
 Only the standard library and tests/functional/sdproto.py are used.
 """
@@ -233,48 +234,45 @@ class Client:
         """Send make_req() until some port answers SUCCESS: (True, rsp,
         data). (False, None, None) once --retry-for seconds have passed
         without that. Connection refusals (a port nobody listens on, a
-        sheep that is down) are counted apart from errors."""
+        sheep that is down) are counted apart from errors. After each
+        round of failures over all the ports the next round waits a little
+        longer (50 ms doubling to 1 s), and failures are logged at most
+        every 2 seconds."""
         deadline = time.monotonic() + self.retry_for
-        refused_round = 0
+        failures = 0
+        pause = 0.05
+        last_log = 0.0
         while True:
             port = self.ports[self.i]
             try:
                 conn = self._connect()
                 rsp, data = conn.request(make_req())
+                self.served += 1
+                if rsp.result == sd.RES_SUCCESS:
+                    return True, rsp, data
+                kind = sd.result_name(rsp.result)
+                why = kind
             except ConnectionRefusedError:
-                self.counters.add("refused")
-                self._fail_over()
-                refused_round += 1
-                if refused_round >= len(self.ports):
-                    # nobody listens right now: poll again shortly
-                    refused_round = 0
-                    if time.monotonic() > deadline:
-                        return False, None, None
-                    time.sleep(0.05)
-                continue
+                kind, why = None, None
             except (sd.Timeout, sd.Closed, OSError) as e:
                 kind = type(e).__name__
+                why = "%s: %s" % (kind, e)
+            if kind is None:
+                self.counters.add("refused")
+            else:
                 self.counters.add("error:" + kind)
-                if not self.quiet:
-                    log("%s via port %d: %s: %s" % (what, port, kind, e))
-                self._fail_over()
-                refused_round = 0
-                if time.monotonic() > deadline:
-                    return False, None, None
-                continue
-            refused_round = 0
-            self.served += 1
-            if rsp.result == sd.RES_SUCCESS:
-                return True, rsp, data
-            name = sd.result_name(rsp.result)
-            self.counters.add("error:" + name)
-            if not self.quiet:
-                log("%s via port %d: %s" % (what, port, name))
-            if rsp.result in PERMANENT:
-                raise Fatal("%s via port %d: %s" % (what, port, name))
+                if kind in sd.RESULTS and sd.RESULTS[kind] in PERMANENT:
+                    raise Fatal("%s via port %d: %s" % (what, port, why))
+                if not self.quiet and time.monotonic() - last_log > 2:
+                    log("%s via port %d: %s" % (what, port, why))
+                    last_log = time.monotonic()
             self._fail_over()
             if time.monotonic() > deadline:
                 return False, None, None
+            failures += 1
+            if failures % len(self.ports) == 0:
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
 
 def open_vdi(args, counters):
