@@ -16,6 +16,12 @@
 # reports the .stale copies the running sheep keep (not judged: spec 7.3
 # lets them stay until every member has recovered).
 #
+# With SOAK_UNSETTLED percent of the rounds (default 30), the next action
+# comes at once, without waiting for the cluster to settle: sheep die and
+# join while recovery is still running. Fewer than SOAK_COPIES sheep are
+# ever killed between two settled states, so some copy of every object
+# always survives.
+#
 # Usage: tests/soak.sh ROUNDS
 # Env:   SOAK_NODES (5), SOAK_COPIES (3), SOAK_MAX_NODES (8, at most 16),
 #        SOAK_VDI_SIZE (256M), SOAK_SETTLE_TIMEOUT (120), SOAK_JOBS (2,
@@ -23,7 +29,8 @@
 #        between the resume and the next action), SOAK_RETRY_FOR (60,
 #        seconds the writer retries one request before calling its outcome
 #        uncertain), SOAK_SEED (random; the run prints it, and the same
-#        seed replays the same actions),
+#        seed replays the same actions), SOAK_UNSETTLED (30, percent of
+#        rounds followed at once by the next action),
 #        SD_BUILD_DIR (build/), SD_WAIT_TIMEOUT (30, for starts and joins).
 # Output ends with "rounds R, objects verified V, losses L": V counts the
 # blocks read back by every verification, L the lost, corrupt and
@@ -41,6 +48,8 @@ settle_timeout=${SOAK_SETTLE_TIMEOUT:-120}
 min_writes=${SOAK_MIN_WRITES:-200}
 retry_for=${SOAK_RETRY_FOR:-60}
 seed=${SOAK_SEED:-$((RANDOM << 15 | RANDOM))}
+unsettled_pct=${SOAK_UNSETTLED:-30}
+killed_since_settle=0
 ((max_nodes <= SD_MAX_NODES)) || fail "SOAK_MAX_NODES is at most $SD_MAX_NODES"
 ((nodes >= copies && nodes <= max_nodes)) ||
 	fail "need SOAK_COPIES <= SOAK_NODES <= SOAK_MAX_NODES"
@@ -167,6 +176,7 @@ do_kill() {
 		kill_sheep "$i" KILL
 		down+=("$i")
 	done
+	killed_since_settle=$((killed_since_settle + k))
 	action="kill -9 sheep ${victims[*]}"
 	wait_for_nodes "${running[0]}" "${#running[@]}"
 }
@@ -207,7 +217,7 @@ wait_for "the writer to start" acked_beyond "$min_writes"
 
 for ((round = 1; round <= rounds; round++)); do
 	actions=()
-	max_kill=$((copies - 1))
+	max_kill=$((copies - 1 - killed_since_settle))
 	((${#running[@]} - copies < max_kill)) && max_kill=$((${#running[@]} - copies))
 	((max_kill >= 1)) && actions+=(kill)
 	((${#down[@]} > 0)) && actions+=(restart)
@@ -220,8 +230,15 @@ for ((round = 1; round <= rounds; round++)); do
 	restart) do_restart ;;
 	add) do_add ;;
 	esac
+	if ((round < rounds && RANDOM % 100 < unsettled_pct)); then
+		say "round $round: $action; running $(list_running); next action without waiting for recovery"
+		done_rounds=$round
+		wait_for "the writer to make progress" acked_beyond $(($(progress_field acked) + min_writes / 4))
+		continue
+	fi
 	t0=$(now_ms)
 	if settle; then
+		killed_since_settle=0
 		took=$(($(now_ms) - t0))
 		say "round $round: $action; running $(list_running); settled in $((took / 1000)).$(printf '%03d' $((took % 1000)))s: ${placement_out//$'\n'/; }; .stale copies $(stale_copies)"
 	else
