@@ -375,20 +375,21 @@ void sd_accept_handler(const struct sd_node *joined,
 		if (!was_member || members_changed()) {
 			bump_epoch();
 		} else if (old_status != SD_STATUS_OK || me) {
-			bool clean = sys->shutdown_clean;
-
 			set_vnode_info(sys->epoch, sys->epoch_nodes,
 				       sys->nr_epoch_nodes);
 			if (sys->shutdown_clean) {
 				sys->shutdown_clean = false;
 				save_config();
 			}
-			/* Same members as before the restart. After a crash
-			 * some objects may be missing: recover in place. */
-			if (!clean && old_status != SD_STATUS_OK)
+			/* Same members as before the restart. A crash, or a
+			 * shutdown while recovery ran, may have left objects
+			 * missing: recover in place (cheap when none are). */
+			if (old_status != SD_STATUS_OK)
 				recovery_start(sys->epoch);
 		}
-		if (me) {
+		/* A node that was waiting may have missed VDIs the others
+		 * know (it holds none of their inodes): learn from all. */
+		if (me || old_status != SD_STATUS_OK) {
 			for (size_t i = 0; i < nr_members; i++)
 				if (!node_id_eq(&members[i].nid,
 						&sys->this_node.nid))

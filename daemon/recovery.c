@@ -46,6 +46,7 @@ struct recovery {
 	struct work work;
 	uint32_t epoch;     /* recovering for this epoch */
 	uint64_t store_gen; /* a format after this start voids the recovery */
+	uint32_t gen;       /* a later start (same epoch or not) supersedes */
 	bool deferred;      /* recovery is disabled: wait for it to be enabled */
 	bool complete;      /* every object is here: report it */
 };
@@ -55,6 +56,7 @@ static pthread_mutex_t rec_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t rec_epoch; /* 0 when every object of the epoch is here */
 static uint32_t rec_state;
 static uint64_t rec_done, rec_total;
+static atomic_uint rec_gen;
 static struct work_queue *recovery_wq;
 
 /* The sweep gate: I/O of epoch e waits until swept_epoch >= e. Object
@@ -71,7 +73,8 @@ static struct node_id *done_nodes;
 static int nr_done_nodes;
 
 #define SWEEP_WAIT_MS 10000
-#define RETRY_FAILED_MS 3000
+#define RETRY_FAILED_MS 2000
+#define RETRY_FAILED_MAX_MS 60000
 #define LIST_TRIES 20
 
 static bool is_me(const struct sd_node *n)
@@ -398,17 +401,19 @@ static int recover_one(uint64_t oid, uint32_t epoch, struct rings *rs,
 	return ret;
 }
 
+/*
+ * A holder asked for an object it lacks fetches it first: while recovery
+ * runs (or is disabled), and also after it, when a copy went missing (a
+ * disk error, a file removed by hand) - the other holders still have it.
+ */
 bool recover_missing(uint64_t oid)
 {
 	struct vnode_info *vi;
 	struct rings rs;
-	uint32_t epoch;
+	uint32_t epoch = sys_epoch();
 	int ret = SD_RES_NO_OBJ;
 
-	pthread_mutex_lock(&rec_lock);
-	epoch = rec_epoch;
-	pthread_mutex_unlock(&rec_lock);
-	if (!epoch || epoch != sys_epoch())
+	if (sys->gateway_only || get_swept() != epoch)
 		return false;
 	vi = get_vnode_info();
 	if (!vi)
@@ -433,7 +438,8 @@ int recover_object_now(uint64_t oid)
 static bool superseded(const struct recovery *r)
 {
 	return sys_epoch() != r->epoch ||
-	       store_generation() != r->store_gen;
+	       store_generation() != r->store_gen ||
+	       atomic_load(&rec_gen) != r->gen;
 }
 
 /* Step 1: retire every local copy the ring of epoch no longer places here. */
@@ -600,8 +606,11 @@ static void recovery_fn(struct work *w)
 	/* What failed may appear when a member finishes its own recovery
 	 * (an object created after our list, or a source still sweeping):
 	 * retry until it works or the epoch moves on. */
-	while (nr && !superseded(r)) {
-		usleep(RETRY_FAILED_MS * 1000);
+	for (uint32_t pause = RETRY_FAILED_MS; nr && !superseded(r);
+	     pause = MIN(pause * 2, RETRY_FAILED_MAX_MS)) {
+		/* Sleep in steps, so that a new epoch is not kept waiting. */
+		for (uint32_t t = 0; t < pause && !superseded(r); t += 100)
+			usleep(100 * 1000);
 		recover_list(r, &rs, vi->ring, oids, &nr, &done, want, false);
 	}
 	rings_free(&rs);
@@ -663,6 +672,7 @@ void recovery_start(uint32_t epoch)
 	r = xzalloc(sizeof(*r));
 	r->epoch = epoch;
 	r->store_gen = store_generation();
+	r->gen = atomic_fetch_add(&rec_gen, 1) + 1;
 	r->work.fn = recovery_fn;
 	r->work.done = recovery_done;
 	pthread_mutex_lock(&rec_lock);
