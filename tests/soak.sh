@@ -30,7 +30,9 @@
 #        seconds the writer retries one request before calling its outcome
 #        uncertain), SOAK_SEED (random; the run prints it, and the same
 #        seed replays the same actions), SOAK_UNSETTLED (30, percent of
-#        rounds followed at once by the next action),
+#        rounds followed at once by the next action), SOAK_DURATION
+#        (seconds; when set, the soak ends after the first settled round
+#        past it, or after ROUNDS rounds),
 #        SD_BUILD_DIR (build/), SD_WAIT_TIMEOUT (30, for starts and joins).
 # Output ends with "rounds R, objects verified V, losses L": V counts the
 # blocks read back by every verification, L the lost, corrupt and
@@ -49,6 +51,9 @@ min_writes=${SOAK_MIN_WRITES:-200}
 retry_for=${SOAK_RETRY_FOR:-60}
 seed=${SOAK_SEED:-$((RANDOM << 15 | RANDOM))}
 unsettled_pct=${SOAK_UNSETTLED:-30}
+duration=${SOAK_DURATION:-0}
+[[ $duration =~ ^[0-9]+$ ]] || fail "SOAK_DURATION must be a number of seconds"
+soak_start=$(now_ms)
 killed_since_settle=0
 ((max_nodes <= SD_MAX_NODES)) || fail "SOAK_MAX_NODES is at most $SD_MAX_NODES"
 ((nodes >= copies && nodes <= max_nodes)) ||
@@ -252,6 +257,7 @@ for ((round = 1; round <= rounds; round++)); do
 	fi
 	done_rounds=$round
 	[[ -z $failed ]] || break
+	((duration > 0 && ($(now_ms) - soak_start) / 1000 >= duration)) && break
 	base=$(progress_field acked)
 	wait_for "the writer to make progress" acked_beyond $((base + min_writes))
 done
@@ -267,6 +273,7 @@ losses=$((losses + bad_reads))
 if [[ -z $failed ]]; then
 	verify_state || failed="the final verification lost data"
 fi
+say "ran $((($(now_ms) - soak_start) / 1000))s"
 echo "rounds $done_rounds, objects verified $verified, losses $losses"
 [[ -z $failed ]] || fail "$failed (seed $seed)"
 ((writer_rc == 0)) || fail "the writer exited with $writer_rc (seed $seed)"
