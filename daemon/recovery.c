@@ -358,6 +358,18 @@ static int find_copy(uint64_t oid, uint32_t epoch, struct rings *rs,
 	return SD_RES_SUCCESS;
 }
 
+static bool family_all_deleted(uint32_t vid)
+{
+	uint32_t *live;
+	size_t nr;
+
+	if (!vdi_is_deleted(vid))
+		return false;
+	vdi_family(vid, &live, &nr);
+	free(live);
+	return nr == 0;
+}
+
 /*
  * Make oid present here for epoch. SD_RES_SUCCESS if it is here now; NO_OBJ
  * if no member has any copy; AGAIN if the epoch moved on meanwhile.
@@ -385,6 +397,16 @@ static int recover_one(uint64_t oid, uint32_t epoch, struct rings *rs,
 		return SD_RES_NO_MEM;
 	}
 	ret = find_copy(oid, epoch, rs, cur, copies, buf, spare, size, &tag);
+	/* No member has it live, only set-aside copies, and its VDI and
+	 * every VDI that could share its objects were deleted: it was
+	 * reclaimed while their node was away. It stays gone rather than
+	 * coming back as garbage nobody frees. */
+	if (ret == SD_RES_SUCCESS && tag && !is_vdi_obj(oid) &&
+	    family_all_deleted(oid_to_vid(oid))) {
+		sd_info("epoch %u: %016" PRIx64 " belongs to a deleted VDI and "
+			"has no live copy: not recovered", epoch, oid);
+		goto out;
+	}
 	if (ret == SD_RES_SUCCESS) {
 		pthread_rwlock_rdlock(&sweep_lock);
 		if (sys_epoch() != epoch || get_swept() != epoch)
@@ -396,6 +418,7 @@ static int recover_one(uint64_t oid, uint32_t epoch, struct rings *rs,
 			sd_notice("epoch %u: %016" PRIx64 " recovered from a "
 				  "copy of epoch %u", epoch, oid, tag);
 	}
+out:
 	sd_free_buffer(buf, size);
 	sd_free_buffer(spare, size);
 	return ret;

@@ -324,6 +324,8 @@ int vdi_init(void);
 void vdi_get_attrs(uint32_t vid, uint8_t *copies, uint8_t *policy,
 		   uint8_t *shift);
 int get_obj_copies(uint64_t oid);
+/* The VDI was deleted (its inode is a tombstone). */
+bool vdi_is_deleted(uint32_t vid);
 /* Scan local inodes into the VDI state (startup). */
 int vdi_scan_local(void);
 void vdi_clear_all(void);

@@ -404,6 +404,18 @@ int vdi_lookup_work(struct request *req)
 
 /* ---- NEW_VDI (spec 4.4): create, snapshot, clone, rebase ---- */
 
+bool vdi_is_deleted(uint32_t vid)
+{
+	struct vdi_state *s;
+	bool r;
+
+	pthread_rwlock_rdlock(&vdi_lock);
+	s = state_find(vid);
+	r = s && s->deleted;
+	pthread_rwlock_unlock(&vdi_lock);
+	return r;
+}
+
 bool vdi_is_snapshot(uint32_t vid)
 {
 	struct vdi_state *s;

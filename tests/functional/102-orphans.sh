@@ -4,7 +4,8 @@
 # even takes writes. Those objects cannot be read meanwhile, and nothing
 # else is lost. When the dead sheep come back, their copies (set aside as
 # stale, since they missed epochs) are where recovery finds the orphans:
-# they are recovered, not deleted, and all data reads back.
+# they are recovered, not deleted, and all data reads back. Objects of a
+# VDI deleted while a sheep was away, however, stay deleted.
 # shellcheck source=tests/functional/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -96,4 +97,20 @@ stale_none() {
 	done
 }
 wait_for "stale copies to be purged" stale_none
+
+# A VDI deleted while a sheep is away: its objects, which that sheep still
+# has set aside, do not come back when it returns.
+ovid=$(dog_p 0 vdi list -r other | awk '{print $8}')
+kill_sheep "$a" KILL
+wait_for_nodes "$s" 4
+dog_p "$s" vdi delete other
+wait_placed "$s" 4
+start_sheep "$a"
+wait_for_sheep "$a"
+wait_for_nodes "$s" 5
+wait_placed "$s" 5
+wait_for "stale copies to be purged" stale_none
+left=$(find "$SD_TMP"/n*/obj -maxdepth 1 -name "00${ovid}*" | wc -l)
+assert_eq 0 "$left" "data objects of the deleted VDI on disk"
+dog_p "$s" vdi read data | cmp -s - "$SD_TMP/data" || fail "data differs after the deletion round"
 pass
