@@ -101,26 +101,46 @@ static void set_swept(uint32_t epoch)
 	pthread_mutex_unlock(&swept_mutex);
 }
 
+/* Main thread. Not a maximum: after a format the epochs start again. */
 void recovery_epoch_adopted(uint32_t epoch)
 {
-	set_swept(epoch);
+	pthread_mutex_lock(&swept_mutex);
+	swept_epoch = epoch;
+	pthread_cond_broadcast(&swept_cond);
+	pthread_mutex_unlock(&swept_mutex);
+	done_epoch = 0;
+	nr_done_nodes = 0;
+}
+
+/*
+ * Wait on cond (mutex held by the caller) until busy(epoch) is false, for
+ * SWEEP_WAIT_MS at most: SD_RES_NEW_NODE_VER then, and the sender retries.
+ */
+static int wait_until_idle(pthread_cond_t *cond, pthread_mutex_t *mutex,
+			   bool (*busy)(uint32_t), uint32_t epoch)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += SWEEP_WAIT_MS / 1000;
+	while (busy(epoch))
+		if (pthread_cond_timedwait(cond, mutex, &deadline) == ETIMEDOUT)
+			return busy(epoch) ? SD_RES_NEW_NODE_VER
+					   : SD_RES_SUCCESS;
+	return SD_RES_SUCCESS;
+}
+
+static bool not_swept(uint32_t epoch)
+{
+	return (int32_t)(epoch - swept_epoch) > 0;
 }
 
 int recovery_wait_swept(uint32_t epoch)
 {
-	struct timespec deadline;
-	int ret = SD_RES_SUCCESS;
+	int ret;
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += SWEEP_WAIT_MS / 1000;
 	pthread_mutex_lock(&swept_mutex);
-	while ((int32_t)(epoch - swept_epoch) > 0) {
-		if (pthread_cond_timedwait(&swept_cond, &swept_mutex,
-					   &deadline) == ETIMEDOUT) {
-			ret = SD_RES_NEW_NODE_VER; /* the sender retries */
-			break;
-		}
-	}
+	ret = wait_until_idle(&swept_cond, &swept_mutex, not_swept, epoch);
 	pthread_mutex_unlock(&swept_mutex);
 	return ret;
 }
@@ -159,6 +179,7 @@ static void set_progress(uint32_t state, uint64_t done, uint64_t total)
 
 static int fetch_epoch(uint32_t epoch, struct sd_node *nodes)
 {
+	uint64_t gen = store_generation();
 	struct vnode_info *vi = get_vnode_info();
 	uint32_t len = SD_MAX_NODES * SD_NODE_SIZE + 8;
 	uint8_t *buf = xmalloc(len);
@@ -181,8 +202,12 @@ static int fetch_epoch(uint32_t epoch, struct sd_node *nodes)
 		nr = (rsp.data_length - 8) / SD_NODE_SIZE;
 		for (int k = 0; k < nr; k++)
 			sd_node_decode(buf + k * SD_NODE_SIZE, &nodes[k]);
-		epoch_log_write(epoch, nodes, nr,
-				get_le64(buf + nr * SD_NODE_SIZE));
+		/* Not into the log of a cluster formatted meanwhile. */
+		if (store_gen_lock(gen)) {
+			epoch_log_write(epoch, nodes, nr,
+					get_le64(buf + nr * SD_NODE_SIZE));
+			store_gen_unlock();
+		}
 	}
 	free(buf);
 	if (vi)
@@ -466,13 +491,17 @@ static bool superseded(const struct recovery *r)
 }
 
 /* Step 1: retire every local copy the ring of epoch no longer places here. */
-static void sweep(uint32_t epoch, const struct sd_ring *ring)
+static void sweep(uint32_t epoch, const struct sd_ring *ring, uint64_t gen)
 {
-	uint64_t *oids;
-	size_t nr, moved = 0;
+	uint64_t *oids = NULL;
+	size_t nr = 0, moved = 0;
+	bool held;
 
 	pthread_rwlock_wrlock(&sweep_lock);
-	store_list(&oids, &nr);
+	/* After a format there is nothing of the old cluster to sweep. */
+	held = store_gen_lock(gen);
+	if (held)
+		store_list(&oids, &nr);
 	for (size_t i = 0; i < nr; i++) {
 		if (ring && ring_places_on_me(ring, oids[i]))
 			continue;
@@ -480,7 +509,10 @@ static void sweep(uint32_t epoch, const struct sd_ring *ring)
 			moved++;
 	}
 	free(oids);
-	set_swept(epoch);
+	if (held) {
+		set_swept(epoch);
+		store_gen_unlock();
+	}
 	pthread_rwlock_unlock(&sweep_lock);
 	if (moved)
 		sd_info("epoch %u: %zu objects no longer held here moved to "
@@ -604,7 +636,7 @@ static void recovery_fn(struct work *w)
 	 * that was not held in some epoch may have missed its writes. The
 	 * ring needs each VDI's copies, hence the VDI states first. */
 	vdi_states_complete();
-	sweep(r->epoch, ring);
+	sweep(r->epoch, ring, r->store_gen);
 	fill_epoch_log(r->epoch);
 	if (ring)
 		ring_free(ring);
@@ -851,19 +883,10 @@ static bool older_inflight(uint32_t epoch)
 
 int io_epoch_drain(uint32_t epoch)
 {
-	struct timespec deadline;
-	int ret = SD_RES_SUCCESS;
+	int ret;
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += SWEEP_WAIT_MS / 1000;
 	pthread_mutex_lock(&io_mutex);
-	while (older_inflight(epoch)) {
-		if (pthread_cond_timedwait(&io_cond, &io_mutex, &deadline) ==
-		    ETIMEDOUT) {
-			ret = SD_RES_NEW_NODE_VER;
-			break;
-		}
-	}
+	ret = wait_until_idle(&io_cond, &io_mutex, older_inflight, epoch);
 	pthread_mutex_unlock(&io_mutex);
 	return ret;
 }

@@ -304,6 +304,8 @@ int recovery_throttle_set(uint32_t max, uint64_t interval_ms);
 /* The recovery thread, before each object: sleep as the throttle says. */
 void recovery_throttle_wait(void);
 uint64_t store_generation(void);
+bool store_gen_lock(uint64_t gen);
+void store_gen_unlock(void);
 int store_stale_one(uint64_t oid, uint32_t epoch);
 /* Live and stale oids (GET_OBJ_LIST: recovery must see orphaned copies). */
 int store_list_all(uint64_t **oids, size_t *nr);

@@ -740,3 +740,20 @@ int store_read_any(uint64_t oid, uint64_t offset, uint32_t len, void *buf,
 		return SD_RES_NO_OBJ;
 	return store_read_stale(oid, 0, *tag, offset, len, buf);
 }
+
+/* Hold off a format while a recovery step that started in generation gen
+ * writes to the store or the epoch log; false (nothing held) if a format
+ * came in between. */
+bool store_gen_lock(uint64_t gen)
+{
+	pthread_rwlock_rdlock(&format_lock);
+	if (gen == store_gen)
+		return true;
+	pthread_rwlock_unlock(&format_lock);
+	return false;
+}
+
+void store_gen_unlock(void)
+{
+	pthread_rwlock_unlock(&format_lock);
+}

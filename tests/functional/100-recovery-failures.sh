@@ -11,13 +11,6 @@
 # shellcheck source=tests/functional/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-placement_ok() {
-	"$SD_BUILD_DIR/tests/sd-placement" -p "$(port_of "$1")" -n "$2" --details 3
-}
-# wait_placed IDX N: every object on exactly its holders, N members, settled.
-wait_placed() {
-	wait_for "every object to be on its holders ($2 nodes)" placement_ok "$1" "$2"
-}
 verify_all() {
 	local i
 	for i in "$@"; do
@@ -33,16 +26,6 @@ stale_count() {
 	echo "$n"
 }
 no_stale() { [[ $(stale_count "$@") -eq 0 ]]; }
-# holders_of VDI IDX: the sheep indexes placement gives for data object IDX.
-holders_of() {
-	local hp i out
-	out=$(dog_p 0 vdi object location -i "$2" "$1" | tail -1)
-	for hp in $out; do
-		for ((i = 0; i < SD_MAX_NODES; i++)); do
-			[[ $hp == "127.0.0.1:$(port_of "$i")" ]] && echo "$i"
-		done
-	done
-}
 
 start_cluster 5
 format_cluster 3

@@ -11,12 +11,6 @@
 # shellcheck source=tests/functional/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-placement_ok() {
-	"$SD_BUILD_DIR/tests/sd-placement" -p "$(port_of "$1")" -n "$2" --details 3
-}
-wait_placed() {
-	wait_for "every object to be on its holders ($2 nodes)" placement_ok "$1" "$2"
-}
 verify() {
 	local i
 	for i in "$@"; do

@@ -9,21 +9,6 @@
 # shellcheck source=tests/functional/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-placement_ok() {
-	"$SD_BUILD_DIR/tests/sd-placement" -p "$(port_of "$1")" -n "$2" --details 3
-}
-wait_placed() {
-	wait_for "every object to be on its holders ($2 nodes)" placement_ok "$1" "$2"
-}
-holders_of() {
-	local hp i out
-	out=$(dog_p 0 vdi object location -i "$2" "$1" | tail -1)
-	for hp in $out; do
-		for ((i = 0; i < SD_MAX_NODES; i++)); do
-			[[ $hp == "127.0.0.1:$(port_of "$i")" ]] && echo "$i"
-		done
-	done
-}
 
 start_cluster 5
 format_cluster 2
@@ -35,15 +20,7 @@ wait_placed 0 5
 
 # Two holders of a data object, but not both holders of the inode: the VDI
 # stays readable, only some of its objects are orphaned.
-inode_holders() {
-	local hp i
-	for hp in $(dog_p 0 vdi object location data | tail -1); do
-		for ((i = 0; i < SD_MAX_NODES; i++)); do
-			[[ $hp == "127.0.0.1:$(port_of "$i")" ]] && echo "$i"
-		done
-	done
-}
-mapfile -t ih < <(inode_holders)
+mapfile -t ih < <(holders_of data)
 for idx in $(seq 0 15); do
 	mapfile -t h < <(holders_of data "$idx")
 	[[ ${#h[@]} -eq 2 ]] || fail "object $idx should have 2 holders, got '${h[*]}'"

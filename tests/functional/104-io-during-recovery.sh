@@ -10,12 +10,6 @@
 . "$(dirname "$0")/lib.sh"
 
 vwriter() { python3 "$SD_SOURCE_DIR/tests/tools/vwriter.py" -q "$@"; }
-placement_ok() {
-	"$SD_BUILD_DIR/tests/sd-placement" -p "$(port_of "$1")" -n "$2" --details 3
-}
-wait_placed() {
-	wait_for "every object to be on its holders ($2 nodes)" placement_ok "$1" "$2"
-}
 progress() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$SD_TMP/progress" "$1"; }
 # more_writes N: the writer acknowledged N more writes than when called.
 writes_now() { progress acked 2>/dev/null || echo 0; }

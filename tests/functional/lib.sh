@@ -245,6 +245,29 @@ kill_sheep() {
 	wait "$pid" || SD_LAST_STATUS=$?
 }
 
+# placement_ok IDX N: tests/tools/sd-placement through sheep IDX: N members
+# at one epoch, none recovering, every object live on exactly its holders.
+placement_ok() {
+	"$SD_BUILD_DIR/tests/sd-placement" -p "$(port_of "$1")" -n "$2" --details 3
+}
+
+# wait_placed IDX N: poll placement_ok until it passes.
+wait_placed() {
+	wait_for "every object to be on its holders ($2 nodes)" placement_ok "$1" "$2"
+}
+
+# holders_of VDI [IDX]: the sheep indexes placement gives for data object
+# IDX of VDI (its inode without IDX), from `dog vdi object location`.
+holders_of() {
+	local hp i out
+	out=$(dog_p 0 vdi object location ${2:+-i "$2"} "$1" | tail -1)
+	for hp in $out; do
+		for ((i = 0; i < SD_MAX_NODES; i++)); do
+			[[ $hp == "127.0.0.1:$(port_of "$i")" ]] && echo "$i"
+		done
+	done
+}
+
 # dog_p IDX ARGS...: run dog against sheep IDX, bounded by SD_DOG_TIMEOUT.
 dog_p() {
 	local idx=$1
