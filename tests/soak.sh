@@ -228,14 +228,21 @@ for ((round = 1; round <= rounds; round++)); do
 	((${#down[@]} > 0)) && actions+=(restart)
 	((${#running[@]} + ${#down[@]} < max_nodes && next_new < max_nodes)) &&
 		actions+=(add)
-	((${#actions[@]})) || fail "round $round: no action possible"
-	pick=${actions[RANDOM % ${#actions[@]}]}
+	if ((${#actions[@]} == 0 && killed_since_settle > 0)); then
+		# Every sheep is up and no more may die before recovery ends.
+		pick=settle
+		action="no action until recovery ends"
+	else
+		((${#actions[@]})) || fail "round $round: no action possible"
+		pick=${actions[RANDOM % ${#actions[@]}]}
+	fi
 	case $pick in
 	kill) do_kill $((1 + RANDOM % max_kill)) ;;
 	restart) do_restart ;;
 	add) do_add ;;
 	esac
-	if ((round < rounds && RANDOM % 100 < unsettled_pct)); then
+	if [[ $pick != settle ]] &&
+		((round < rounds && RANDOM % 100 < unsettled_pct)); then
 		say "round $round: $action; running $(list_running); next action without waiting for recovery"
 		done_rounds=$round
 		wait_for "the writer to make progress" acked_beyond $(($(progress_field acked) + min_writes / 4))
