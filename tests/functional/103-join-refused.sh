@@ -4,7 +4,8 @@
 # store has another layout than the cluster's, or when it has seen an epoch
 # newer than the running cluster's (the two histories diverged). The refused
 # sheep exits with status 1 and says why; the cluster and its data are
-# untouched, and so is the refused sheep's store.
+# untouched, and so is the refused sheep's store. A client cannot pose as
+# a sheep reporting the end of its recovery.
 # shellcheck source=tests/functional/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -78,4 +79,11 @@ start_sheep 2
 refused 2 "epoch $e2 is newer than the running cluster's"
 assert_alive 0
 dog_p 0 vdi list -r data >/dev/null || fail "the running cluster lost its VDI"
+
+# COMPLETE_RECOVERY is the sheep's own message: a client's is refused and
+# changes nothing.
+python3 "$SD_SOURCE_DIR/tests/functional/sdproto.py" req "$(port_of 0)" 0xac \
+	--tgt-epoch "$(epoch_of 0)" --expect INVALID_PARMS >/dev/null ||
+	fail "a client's COMPLETE_RECOVERY was not refused"
+assert_alive 0
 pass
