@@ -161,10 +161,13 @@ static int forward_once(struct vnode_info *vi, const struct request *req,
 		case SD_OP_WRITE_PEER:
 			r = store_write(req->rq.obj.oid, 0, req->rq.obj.offset,
 					len, data);
-			if (r == SD_RES_NO_OBJ &&
-			    recover_missing(req->rq.obj.oid))
-				r = store_write(req->rq.obj.oid, 0,
-						req->rq.obj.offset, len, data);
+			if (r == SD_RES_NO_OBJ) {
+				r = recover_missing(req->rq.obj.oid);
+				if (r == SD_RES_SUCCESS)
+					r = store_write(req->rq.obj.oid, 0,
+							req->rq.obj.offset,
+							len, data);
+			}
 			break;
 		default:
 			store_remove_stale(req->rq.obj.oid);

@@ -76,10 +76,13 @@ int peer_write_obj(struct request *req)
 	ret = store_write(req->rq.obj.oid, req->rq.obj.ec_index,
 			  req->rq.obj.offset, req->rq.data_length, req->data);
 	/* Not fetched yet by recovery: fetch it now, then write. */
-	if (ret == SD_RES_NO_OBJ && recover_missing(req->rq.obj.oid))
-		ret = store_write(req->rq.obj.oid, req->rq.obj.ec_index,
-				  req->rq.obj.offset, req->rq.data_length,
-				  req->data);
+	if (ret == SD_RES_NO_OBJ) {
+		ret = recover_missing(req->rq.obj.oid);
+		if (ret == SD_RES_SUCCESS)
+			ret = store_write(req->rq.obj.oid, req->rq.obj.ec_index,
+					  req->rq.obj.offset,
+					  req->rq.data_length, req->data);
+	}
 	io_epoch_exit(req->rq.epoch);
 	return ret;
 }
@@ -125,9 +128,12 @@ int peer_read_obj(struct request *req)
 		return ret;
 	ret = store_read(req->rq.obj.oid, req->rq.obj.ec_index,
 			 req->rq.obj.offset, len, req->data);
-	if (ret == SD_RES_NO_OBJ && recover_missing(req->rq.obj.oid))
-		ret = store_read(req->rq.obj.oid, req->rq.obj.ec_index,
-				 req->rq.obj.offset, len, req->data);
+	if (ret == SD_RES_NO_OBJ) {
+		ret = recover_missing(req->rq.obj.oid);
+		if (ret == SD_RES_SUCCESS)
+			ret = store_read(req->rq.obj.oid, req->rq.obj.ec_index,
+					 req->rq.obj.offset, len, req->data);
+	}
 	if (ret == SD_RES_SUCCESS)
 		req->rp.data_length = len;
 	return ret;

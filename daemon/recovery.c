@@ -502,31 +502,38 @@ out:
  * runs (or is disabled), and also after it, when a copy went missing (a
  * disk error, a file removed by hand) - the other holders still have it.
  */
-bool recover_missing(uint64_t oid)
+int recover_missing(uint64_t oid)
 {
 	struct vnode_info *vi;
 	struct rings rs;
 	uint32_t epoch = sys_epoch();
-	int ret = SD_RES_NO_OBJ;
+	int ret;
 
-	if (sys->gateway_only || get_swept() != epoch)
-		return false;
+	if (sys->gateway_only)
+		return SD_RES_NO_OBJ;
 	vi = get_vnode_info();
-	if (!vi)
-		return false;
-	if (vi->epoch == epoch && ring_places_on_me(vi->ring, oid)) {
+	if (!vi || vi->epoch != epoch || get_swept() != epoch) {
+		ret = SD_RES_AGAIN;
+	} else if (!ring_places_on_me(vi->ring, oid)) {
+		ret = SD_RES_NO_OBJ;
+	} else {
 		rings_init(&rs, epoch);
 		ret = recover_one(oid, epoch, &rs, vi->ring,
 				  store_generation());
 		rings_free(&rs);
 	}
-	put_vnode_info(vi);
-	return ret == SD_RES_SUCCESS && store_exist(oid, 0);
+	if (vi)
+		put_vnode_info(vi);
+	if (ret == SD_RES_SUCCESS)
+		return store_exist(oid, 0) ? SD_RES_SUCCESS : SD_RES_NO_OBJ;
+	/* Only "no member has any copy" is final. A source that is not
+	 * ready yet, or an epoch moving on, is not: the sender retries. */
+	return ret == SD_RES_NO_OBJ ? ret : SD_RES_NEW_NODE_VER;
 }
 
 int recover_object_now(uint64_t oid)
 {
-	return recover_missing(oid) ? SD_RES_SUCCESS : SD_RES_NO_OBJ;
+	return recover_missing(oid);
 }
 
 /* ---- one epoch's recovery ---- */

@@ -292,7 +292,7 @@ void recovery_resume(void);
 /* Fetch one object this node should hold but lacks, now. SD_RES_*. */
 int recover_object_now(uint64_t oid);
 /* While recovering: fetch oid if missing; true if it is here now. */
-bool recover_missing(uint64_t oid);
+int recover_missing(uint64_t oid);
 int store_create_if_absent(uint64_t oid, const void *data, uint64_t size,
 			   uint64_t gen);
 /* STAT_RECOVERY: state 0 preparing the list, 1 recovering, 2 notifying. */
