@@ -57,8 +57,8 @@ static int read_piece(uint64_t oid, uint32_t stale_epoch, uint64_t off,
 	return store_read(oid, 0, off, len, buf);
 }
 
-int hash_object(uint64_t oid, uint32_t stale_epoch, uint64_t obj_size,
-		uint8_t digest[SHA1_DIGEST_SIZE])
+static int hash_object(uint64_t oid, uint32_t stale_epoch, uint64_t obj_size,
+		       uint8_t digest[SHA1_DIGEST_SIZE])
 {
 	uint32_t piece = MIN(obj_size, CHECK_PIECE);
 	void *buf = sd_alloc_buffer(piece);
@@ -102,16 +102,6 @@ int local_get_hash(struct request *req)
 	ret = check_oid("GET_HASH", oid, &obj_size);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
-	/* A recovering node comparing its set-aside copy with our live one:
-	 * only the live copy, once it is safe to hand out (as a recovery
-	 * read, peer.c). */
-	if (req->rq.flags & SD_FLAG_CMD_RECOVERY) {
-		ret = recovery_source_ready(req->rq.epoch);
-		if (ret == SD_RES_SUCCESS)
-			ret = hash_object(oid, 0, obj_size,
-					  req->rp.hash.digest);
-		return ret;
-	}
 	ret = hash_object(oid, 0, obj_size, req->rp.hash.digest);
 	if (ret == SD_RES_NO_OBJ && tgt && tgt < sys_epoch())
 		ret = hash_object(oid, tgt, obj_size, req->rp.hash.digest);

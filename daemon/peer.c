@@ -101,8 +101,16 @@ static int peer_read_for_recovery(struct request *req)
 
 	if (ret == SD_RES_SUCCESS && req->rq.obj.ec_index)
 		ret = SD_RES_INVALID_PARMS; /* strips: not built yet */
+	/* A recoverer ahead of us was parked until we caught up (ops.c);
+	 * once we are at its epoch, writes of earlier epochs that are still
+	 * running here must land before we hand out the object. */
+	if (ret == SD_RES_SUCCESS &&
+	    (int32_t)(req->rq.epoch - sys_epoch()) > 0)
+		ret = SD_RES_NEW_NODE_VER;
 	if (ret == SD_RES_SUCCESS)
-		ret = recovery_source_ready(req->rq.epoch);
+		ret = io_epoch_drain(req->rq.epoch);
+	if (ret == SD_RES_SUCCESS)
+		ret = recovery_wait_swept(sys_epoch());
 	if (ret == SD_RES_SUCCESS)
 		ret = store_read_any(req->rq.obj.oid, req->rq.obj.offset, len,
 				     req->data, &tag);

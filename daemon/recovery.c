@@ -57,8 +57,6 @@ static uint32_t rec_epoch; /* 0 when every object of the epoch is here */
 static uint32_t rec_state;
 static uint64_t rec_done, rec_total;
 static atomic_uint rec_gen;
-/* Objects put back from our own set-aside copy, for the log. */
-static atomic_uint_fast64_t nr_restored;
 static struct work_queue *recovery_wq;
 
 /* The sweep gate: I/O of epoch e waits until swept_epoch >= e. Object
@@ -318,32 +316,6 @@ static int fetch_from(const struct sd_node *n, uint64_t oid, uint32_t epoch,
 	return ret;
 }
 
-/*
- * Our set-aside copy of oid (tagged mine) is the same as n's live one:
- * then it is put back in place instead of being copied over the network
- * and written again - the common case for a node back from maintenance.
- * *mine_hashed and digest cache our copy's SHA-1 across candidates.
- */
-static bool stale_matches(const struct sd_node *n, uint64_t oid,
-			  uint32_t epoch, uint32_t mine, uint64_t size,
-			  bool *mine_hashed, uint8_t digest[20])
-{
-	struct sd_req rq;
-	struct sd_rsp rsp;
-
-	if (!*mine_hashed) {
-		if (hash_object(oid, mine, size, digest) != SD_RES_SUCCESS)
-			return false;
-		*mine_hashed = true;
-	}
-	sd_init_req(&rq, SD_OP_GET_HASH);
-	rq.flags = SD_FLAG_CMD_RECOVERY;
-	rq.epoch = epoch;
-	rq.obj.oid = oid;
-	return peer_exec(&n->nid, &rq, NULL, NULL, 0, &rsp) == SD_RES_SUCCESS &&
-	       !memcmp(rsp.hash.digest, digest, 20);
-}
-
 static bool asked_before(const struct node_id *asked, int nr,
 			 const struct node_id *nid)
 {
@@ -355,23 +327,17 @@ static bool asked_before(const struct node_id *asked, int nr,
 
 /*
  * Find the newest copy of oid among the members, walking back from epoch.
- * On success buf holds it, or *reuse is set: our own set-aside copy (tag
- * *from_tag) equals a member's live copy. Each member is asked once, at
- * the newest epoch in which it held the object.
+ * On success buf holds it. Each member is asked once, at the newest epoch
+ * in which it held the object.
  */
 static int find_copy(uint64_t oid, uint32_t epoch, struct rings *rs,
 		     const struct sd_ring *cur, uint8_t copies, void *buf,
-		     void *spare, uint32_t size, uint32_t *from_tag,
-		     bool *reuse)
+		     void *spare, uint32_t size, uint32_t *from_tag)
 {
 	struct node_id *asked = xcalloc(SD_MAX_NODES, sizeof(*asked));
 	int nr_asked = 0, ret = SD_RES_NO_OBJ;
-	uint32_t best_tag = 0, mine = 0;
-	bool have_best = false, have_mine, mine_hashed = false;
-	uint8_t digest[20];
-
-	*reuse = false;
-	have_mine = store_stale_newest(oid, &mine);
+	uint32_t best_tag = 0;
+	bool have_best = false;
 
 	for (uint32_t e = epoch; e > 0; e--) {
 		const struct sd_ring *ring = e == epoch ? cur : rings_get(rs, e);
@@ -389,14 +355,6 @@ static int find_copy(uint64_t oid, uint32_t epoch, struct rings *rs,
 			    asked_before(asked, nr_asked, &n->nid))
 				continue;
 			asked[nr_asked++] = n->nid;
-			if (have_mine && !is_me(n) &&
-			    stale_matches(n, oid, epoch, mine, size,
-					  &mine_hashed, digest)) {
-				free(asked);
-				*from_tag = mine;
-				*reuse = true;
-				return SD_RES_SUCCESS;
-			}
 			r = fetch_from(n, oid, epoch, have_best ? spare : buf,
 				       size, &tag);
 			if (r != SD_RES_SUCCESS) {
@@ -448,7 +406,6 @@ static int recover_one(uint64_t oid, uint32_t epoch, struct rings *rs,
 	uint64_t size;
 	uint32_t tag = 0;
 	void *buf, *spare;
-	bool reuse;
 	int ret;
 
 	if (store_exist(oid, 0))
@@ -464,13 +421,12 @@ static int recover_one(uint64_t oid, uint32_t epoch, struct rings *rs,
 		sd_free_buffer(spare, size);
 		return SD_RES_NO_MEM;
 	}
-	ret = find_copy(oid, epoch, rs, cur, copies, buf, spare, size, &tag,
-			&reuse);
+	ret = find_copy(oid, epoch, rs, cur, copies, buf, spare, size, &tag);
 	/* No member has it live, only set-aside copies, and its VDI and
 	 * every VDI that could share its objects were deleted: it was
 	 * reclaimed while their node was away. It stays gone rather than
 	 * coming back as garbage nobody frees. */
-	if (ret == SD_RES_SUCCESS && tag && !reuse && !is_vdi_obj(oid) &&
+	if (ret == SD_RES_SUCCESS && tag && !is_vdi_obj(oid) &&
 	    family_all_deleted(oid_to_vid(oid))) {
 		sd_info("epoch %u: %016" PRIx64 " belongs to a deleted VDI and "
 			"has no live copy: not recovered", epoch, oid);
@@ -480,14 +436,10 @@ static int recover_one(uint64_t oid, uint32_t epoch, struct rings *rs,
 		pthread_rwlock_rdlock(&sweep_lock);
 		if (sys_epoch() != epoch || get_swept() != epoch)
 			ret = SD_RES_AGAIN;
-		else if (reuse)
-			ret = store_restore_stale(oid, tag, gen);
 		else
 			ret = store_create_if_absent(oid, buf, size, gen);
-		if (ret == SD_RES_SUCCESS && reuse)
-			atomic_fetch_add(&nr_restored, 1);
 		pthread_rwlock_unlock(&sweep_lock);
-		if (ret == SD_RES_SUCCESS && tag && !reuse)
+		if (ret == SD_RES_SUCCESS && tag)
 			sd_notice("epoch %u: %016" PRIx64 " recovered from a "
 				  "copy of epoch %u", epoch, oid, tag);
 	}
@@ -683,7 +635,7 @@ static void recovery_fn(struct work *w)
 	struct vnode_info *vi;
 	struct sd_ring *ring = recovery_epoch_ring(r->epoch);
 	struct rings rs;
-	uint64_t *oids = NULL, done = 0, restored = atomic_load(&nr_restored);
+	uint64_t *oids = NULL, done = 0;
 	size_t nr = 0, want = 0;
 	bool listed;
 
@@ -731,10 +683,8 @@ static void recovery_fn(struct work *w)
 		       "its objects; stale copies are kept", r->epoch);
 		goto out;
 	}
-	restored = atomic_load(&nr_restored) - restored;
-	sd_notice("epoch %u: recovery done, %" PRIu64 " objects recovered (%"
-		  PRIu64 " of them from copies set aside here)", r->epoch, done,
-		  MIN(restored, done));
+	sd_notice("epoch %u: recovery done, %" PRIu64 " objects fetched",
+		  r->epoch, done);
 	set_progress(REC_NOTIFYING, done, want);
 	r->complete = true;
 out:
@@ -936,19 +886,6 @@ static bool older_inflight(uint32_t epoch)
 		    (int32_t)(io_inflight[i].epoch - epoch) < 0)
 			return true;
 	return false;
-}
-
-int recovery_source_ready(uint32_t epoch)
-{
-	int ret = SD_RES_SUCCESS;
-
-	if ((int32_t)(epoch - sys_epoch()) > 0)
-		ret = SD_RES_NEW_NODE_VER;
-	if (ret == SD_RES_SUCCESS)
-		ret = io_epoch_drain(epoch);
-	if (ret == SD_RES_SUCCESS)
-		ret = recovery_wait_swept(sys_epoch());
-	return ret;
 }
 
 int io_epoch_drain(uint32_t epoch)

@@ -268,14 +268,6 @@ int recovery_wait_swept(uint32_t epoch);
 int io_epoch_enter(uint32_t epoch);
 void io_epoch_exit(uint32_t epoch);
 int io_epoch_drain(uint32_t epoch);
-/* Before this node hands a copy (or its hash) to a node recovering for
- * epoch: we are at that epoch (a recoverer ahead of us was parked until we
- * caught up, ops.c), writes of earlier epochs still running here have
- * landed, and our sweep is done, so a live copy here is current. */
-int recovery_source_ready(uint32_t epoch);
-/* check.c: SHA-1 of the live copy (stale_epoch 0) or of a stale one. */
-int hash_object(uint64_t oid, uint32_t stale_epoch, uint64_t obj_size,
-		uint8_t digest[20]);
 /* The ring of an old epoch, from the log or a member; NULL if unknown. */
 struct sd_ring *recovery_epoch_ring(uint32_t epoch);
 /* group.c: broadcast COMPLETE_RECOVERY for epoch. */
@@ -322,9 +314,6 @@ bool store_stale_newest(uint64_t oid, uint32_t *tag);
 /* The live copy (*tag 0) or else the newest stale one (*tag its epoch). */
 int store_read_any(uint64_t oid, uint64_t offset, uint32_t len, void *buf,
 		   uint32_t *tag);
-/* Put the stale copy tagged epoch back as the live object, unless a live
- * one exists meanwhile (then it is kept); both SD_RES_SUCCESS. */
-int store_restore_stale(uint64_t oid, uint32_t epoch, uint64_t gen);
 /* Drop every stale copy of oid (the object was deleted). */
 void store_remove_stale(uint64_t oid);
 /* Remove stale copies tagged before epoch; the number removed. */

@@ -757,26 +757,3 @@ void store_gen_unlock(void)
 {
 	pthread_rwlock_unlock(&format_lock);
 }
-
-int store_restore_stale(uint64_t oid, uint32_t epoch, uint64_t gen)
-{
-	char from[4400], to[4400], dir[4200];
-	int ret = SD_RES_SUCCESS;
-
-	if (!store_gen_lock(gen))
-		return SD_RES_AGAIN;
-	snprintf(from, sizeof(from), "%s/%016" PRIx64 ".%u", stale_dir, oid,
-		 epoch);
-	obj_path(oid, 0, to, sizeof(to));
-	/* link, not rename: a live copy written meanwhile wins. */
-	if (link(from, to) < 0 && errno != EEXIST)
-		ret = errno_to_result(errno);
-	if (ret == SD_RES_SUCCESS) {
-		unlink(from);
-		obj_subdir(oid, dir, sizeof(dir));
-		if (sync_dir(dir) < 0)
-			ret = SD_RES_EIO;
-	}
-	store_gen_unlock();
-	return ret;
-}

@@ -20,12 +20,21 @@ wait_placed 0 5
 
 # Two holders of a data object, but not both holders of the inode: the VDI
 # stays readable, only some of its objects are orphaned.
+# (Nor both holders of the inode of "other", which must take writes.)
 mapfile -t ih < <(holders_of data)
+mapfile -t oh < <(holders_of other)
+both() { [[ " $1 " == *" ${h[0]} "* && " $1 " == *" ${h[1]} "* ]]; }
+found=
 for idx in $(seq 0 15); do
 	mapfile -t h < <(holders_of data "$idx")
 	[[ ${#h[@]} -eq 2 ]] || fail "object $idx should have 2 holders, got '${h[*]}'"
-	[[ " ${ih[*]} " == *" ${h[0]} "* && " ${ih[*]} " == *" ${h[1]} "* ]] || break
+	if ! both "${ih[*]}" && ! both "${oh[*]}"; then
+		found=1
+		break
+	fi
 done
+[[ -n $found ]] || fail "test setup: every data object shares its holders with an inode"
+
 a=${h[0]} b=${h[1]}
 # Which objects only these two hold: they become orphans.
 orphans=()
