@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
 	# toolchain and build system
 	build-essential cmake ninja-build pkg-config
+	# backup streams: compression and checksums
+	libzstd-dev libxxhash-dev
 	# unit tests
 	libcmocka-dev
 	# what the scripts and functional tests run: python3 (free-port probe),
