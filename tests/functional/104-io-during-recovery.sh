@@ -25,7 +25,9 @@ dog_p 0 vdi create vol 96M -P
 # Recovery paced at one object per 200 ms: it overlaps the writes below.
 for i in 0 1 2 3 4; do dog_p "$i" node recovery set-throttle 1 200 >/dev/null; done
 
-vwriter write --vdi vol --ports "$(port_of 0)-$(port_of 5)" --jobs 3 \
+# --pdeathsig: a failed test must not leave the writer running.
+setpriv --pdeathsig KILL python3 "$SD_SOURCE_DIR/tests/tools/vwriter.py" -q \
+	write --vdi vol --ports "$(port_of 0)-$(port_of 5)" --jobs 3 \
 	--state "$SD_TMP/state.json" --progress "$SD_TMP/progress" \
 	--stop-file "$SD_TMP/stop" --seed 7 >"$SD_TMP/writer.out" 2>&1 &
 writer=$!
