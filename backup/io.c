@@ -128,6 +128,20 @@ int bk_write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+enum sd_backup_err bk_flush(int fd, const void *buf, size_t *len,
+			    bool *broken, struct bk_error *e)
+{
+	int ret = bk_write_full(fd, buf, *len);
+
+	if (ret < 0) {
+		*broken = true;
+		return bk_fail(e, SD_BACKUP_ERR_IO, "write: %s",
+			       strerror(-ret));
+	}
+	*len = 0;
+	return SD_BACKUP_OK;
+}
+
 int bk_grow(uint8_t **buf, size_t *cap, size_t need)
 {
 	size_t ncap = *cap ? *cap : 65536;

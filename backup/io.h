@@ -7,6 +7,7 @@
 #ifndef SD_BACKUP_IO_H
 #define SD_BACKUP_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -39,6 +40,10 @@ ssize_t bk_src_read(struct bk_src *s, void *buf, size_t len);
 
 /* 0, or -errno. */
 int bk_write_full(int fd, const void *buf, size_t len);
+/* A writer's flush: writes the *len bytes of buf and empties it; a failure
+ * is recorded in e and marks the writer *broken for good. */
+enum sd_backup_err bk_flush(int fd, const void *buf, size_t *len,
+			    bool *broken, struct bk_error *e);
 
 /*
  * Grows *buf to hold at least need bytes, doubling from what is there, so

@@ -32,15 +32,7 @@ struct sd_backup_writer {
 
 static enum sd_backup_err w_flush(struct sd_backup_writer *w)
 {
-	int ret = bk_write_full(w->fd, w->out, w->out_len);
-
-	if (ret < 0) {
-		w->broken = true;
-		return bk_fail(&w->err, SD_BACKUP_ERR_IO, "write: %s",
-			       strerror(-ret));
-	}
-	w->out_len = 0;
-	return SD_BACKUP_OK;
+	return bk_flush(w->fd, w->out, &w->out_len, &w->broken, &w->err);
 }
 
 /* Feeds len bytes to zstd; with ZSTD_e_end, also closes the frame. */

@@ -68,15 +68,7 @@ static void v1_record_encode(uint8_t *p, uint32_t idx, uint32_t offset,
 
 static enum sd_backup_err v1w_flush(struct sd_backup_v1_writer *w)
 {
-	int ret = bk_write_full(w->fd, w->buf, w->len);
-
-	if (ret < 0) {
-		w->broken = true;
-		return bk_fail(&w->err, SD_BACKUP_ERR_IO, "write: %s",
-			       strerror(-ret));
-	}
-	w->len = 0;
-	return SD_BACKUP_OK;
+	return bk_flush(w->fd, w->buf, &w->len, &w->broken, &w->err);
 }
 
 /* Small pieces are gathered; a large payload goes straight to fd. */

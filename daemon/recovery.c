@@ -87,7 +87,7 @@ static uint32_t get_swept(void)
 	uint32_t e;
 
 	pthread_mutex_lock(&swept_mutex);
-	e = swept_epoch;
+	e = __atomic_load_n(&swept_epoch, __ATOMIC_ACQUIRE);
 	pthread_mutex_unlock(&swept_mutex);
 	return e;
 }
@@ -96,7 +96,7 @@ static void set_swept(uint32_t epoch)
 {
 	pthread_mutex_lock(&swept_mutex);
 	if ((int32_t)(epoch - swept_epoch) > 0)
-		swept_epoch = epoch;
+		__atomic_store_n(&swept_epoch, epoch, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&swept_cond);
 	pthread_mutex_unlock(&swept_mutex);
 }
@@ -105,7 +105,7 @@ static void set_swept(uint32_t epoch)
 void recovery_epoch_adopted(uint32_t epoch)
 {
 	pthread_mutex_lock(&swept_mutex);
-	swept_epoch = epoch;
+	__atomic_store_n(&swept_epoch, epoch, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&swept_cond);
 	pthread_mutex_unlock(&swept_mutex);
 	done_epoch = 0;
@@ -132,13 +132,17 @@ static int wait_until_idle(pthread_cond_t *cond, pthread_mutex_t *mutex,
 
 static bool not_swept(uint32_t epoch)
 {
-	return (int32_t)(epoch - swept_epoch) > 0;
+	return (int32_t)(epoch - __atomic_load_n(&swept_epoch,
+					       __ATOMIC_ACQUIRE)) > 0;
 }
 
 int recovery_wait_swept(uint32_t epoch)
 {
 	int ret;
 
+	/* Every I/O comes here: no lock once the sweep is done. */
+	if (!not_swept(epoch))
+		return SD_RES_SUCCESS;
 	pthread_mutex_lock(&swept_mutex);
 	ret = wait_until_idle(&swept_cond, &swept_mutex, not_swept, epoch);
 	pthread_mutex_unlock(&swept_mutex);
@@ -230,16 +234,20 @@ struct sd_ring *recovery_epoch_ring(uint32_t epoch)
 }
 
 /* A node that was away lacks the epochs it missed: the history that
- * `dog cluster info` shows and recovery walks must be in every store. */
+ * `dog cluster info` shows and recovery walks must be in every store.
+ * What it missed lies just below the epoch it rejoined at, so the walk
+ * down stops at the first epoch it has. */
 static void fill_epoch_log(uint32_t epoch)
 {
 	struct sd_node *nodes = xcalloc(SD_MAX_NODES, sizeof(*nodes));
 
-	for (uint32_t e = epoch - 1; e > 0; e--)
-		if (epoch_log_read(e, nodes, NULL) < 0 &&
-		    fetch_epoch(e, nodes) < 0)
+	for (uint32_t e = epoch - 1; e > 0; e--) {
+		if (epoch_log_read(e, nodes, NULL) >= 0)
+			break;
+		if (fetch_epoch(e, nodes) < 0)
 			sd_warn("epoch %u: not in the log here nor on any "
 				"member", e);
+	}
 	free(nodes);
 }
 

@@ -47,6 +47,19 @@ static struct vdi_state *state_find(uint32_t vid)
 	}
 }
 
+/* A copy of vid's state, taken under the lock; false if vid is unknown. */
+static bool state_get(uint32_t vid, struct vdi_state *out)
+{
+	struct vdi_state *s;
+
+	pthread_rwlock_rdlock(&vdi_lock);
+	s = state_find(vid);
+	if (s)
+		*out = *s;
+	pthread_rwlock_unlock(&vdi_lock);
+	return s != NULL;
+}
+
 static struct vdi_state *state_insert(uint32_t vid)
 {
 	struct vdi_state *s = state_find(vid);
@@ -144,18 +157,15 @@ void vdi_clear_all(void)
 void vdi_get_attrs(uint32_t vid, uint8_t *copies, uint8_t *policy,
 		   uint8_t *shift)
 {
-	struct vdi_state *s;
+	struct vdi_state s;
 
-	pthread_rwlock_rdlock(&vdi_lock);
-	s = state_find(vid);
-	if (s) {
-		*copies = s->nr_copies;
-		*policy = s->copy_policy;
-		*shift = s->block_size_shift;
-	}
-	pthread_rwlock_unlock(&vdi_lock);
-	if (!s)
+	if (!state_get(vid, &s)) {
 		sys_cluster_defaults(copies, policy, shift, NULL);
+		return;
+	}
+	*copies = s.nr_copies;
+	*policy = s.copy_policy;
+	*shift = s.block_size_shift;
 }
 
 int get_obj_copies(uint64_t oid)
@@ -406,26 +416,16 @@ int vdi_lookup_work(struct request *req)
 
 bool vdi_is_deleted(uint32_t vid)
 {
-	struct vdi_state *s;
-	bool r;
+	struct vdi_state s;
 
-	pthread_rwlock_rdlock(&vdi_lock);
-	s = state_find(vid);
-	r = s && s->deleted;
-	pthread_rwlock_unlock(&vdi_lock);
-	return r;
+	return state_get(vid, &s) && s.deleted;
 }
 
 bool vdi_is_snapshot(uint32_t vid)
 {
-	struct vdi_state *s;
-	bool r;
+	struct vdi_state s;
 
-	pthread_rwlock_rdlock(&vdi_lock);
-	s = state_find(vid);
-	r = s && s->snapshot;
-	pthread_rwlock_unlock(&vdi_lock);
-	return r;
+	return state_get(vid, &s) && s.snapshot;
 }
 
 /* The root of vid's family: follow parent links (bounded, against loops
