@@ -32,6 +32,7 @@ static const struct command *const commands[] = {
     &vdi_command,
     &node_command,
     &cluster_command,
+    &backup_command,
 };
 
 static const struct dog_option global_options[] = {

@@ -113,9 +113,33 @@ int vdi_check_inode(const struct sd_inode_header *h, bool exist_only);
 int vdi_object(int argc, char **argv);
 int vdi_track(int argc, char **argv);
 int vdi_setattr(int argc, char **argv);
+/* GET_VDI_ATTR on (name, snapid, tag): finds, creates (SD_FLAG_CMD_CREAT
+ * with a value) or deletes (SD_FLAG_CMD_DEL) the attribute key. result is
+ * the SD_RES_* code, or -1 after a transport failure. */
+struct dog_attr_result {
+	int result;
+	uint64_t oid;
+};
+struct dog_attr_result dog_find_attr(const char *name, uint32_t snapid,
+				     const char *tag, const char *key,
+				     const void *value, uint32_t value_len,
+				     uint16_t flags);
+/* Read attribute object oid into obj (SD_ATTR_OBJ_SIZE bytes); its value
+ * is moved to the start of obj. SD_RES_* code. */
+int dog_read_attr_value(uint64_t oid, uint8_t *obj, uint32_t *value_len);
 int vdi_getattr(int argc, char **argv);
 int vdi_lock(int argc, char **argv);
 int vdi_alter_copy(int argc, char **argv);
+
+/* "dog vdi backup" and "restore" (vdi_backup.c) and their options:
+ * -O/--format (native or v1) and -L/--level (zstd level). */
+struct backup_opts {
+	int format; /* enum sd_backup_format */
+	int level;
+};
+extern struct backup_opts backup_opts;
+int vdi_backup(int argc, char **argv);
+int vdi_restore(int argc, char **argv);
 extern const struct command node_command;
 
 /* The options of "dog node" (spec 11.2), filled by node.c's parser. */
@@ -129,6 +153,8 @@ extern struct node_cmd_data node_cmd;
 /* "dog node recovery" and its throttle subcommands (node_recovery.c). */
 int node_recovery(int argc, char **argv);
 extern const struct command cluster_command;
+/* "dog backup verify|show": stream files, no cluster (backup_stream.c). */
+extern const struct command backup_command;
 
 /* ---- global state, set by dog.c before a command runs ---- */
 

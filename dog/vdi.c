@@ -22,6 +22,8 @@
 #include <ctype.h>
 
 #include "dog.h"
+#include "sheepdog/backup.h"
+#include "progress.h"
 #include "sheepdog/client.h"
 #include "sheepdog/le.h"
 
@@ -160,6 +162,7 @@ struct write_job {
 	uint16_t flags;
 	bool prealloc;
 	bool input_done; /* stdin ended: the rest of the chunk is zeros */
+	struct progress *progress; /* NULL: none */
 };
 
 static int send_slot_update(struct io_queue *q, struct io_req *r,
@@ -204,6 +207,8 @@ static int send_write_piece(struct io_queue *q, struct io_req *r,
 		ssize_t n = read_full_input(STDIN_FILENO, io_buf(r), len);
 
 		if (n < 0) {
+			if (job->progress)
+				progress_abort(job->progress);
 			sd_err("Failed to read from stdin: %m");
 			return -1;
 		}
@@ -239,6 +244,8 @@ static int send_write_piece(struct io_queue *q, struct io_req *r,
 	}
 	req.flags |= job->flags | SD_FLAG_CMD_WRITE;
 	job->pos += len;
+	if (job->progress)
+		progress_add(job->progress, len);
 	return io_send(q, r, &req, r->buf);
 }
 
@@ -295,6 +302,8 @@ static int run_write_job(struct write_job *job)
 		if (!r)
 			goto fatal;
 		if (rsp.result != SD_RES_SUCCESS) {
+			if (job->progress)
+				progress_abort(job->progress);
 			sd_err("Failed to write object %016" PRIx64 ": %s",
 			       r->oid, sd_strerror(rsp.result));
 			failed = true;
@@ -691,7 +700,10 @@ static int read_pipeline(const struct sd_inode_header *h,
 			 const struct vdi_index *ix, uint64_t pos, uint64_t end)
 {
 	struct io_queue q = {0};
+	struct progress prog;
 	int ret = EXIT_FAILURE;
+
+	progress_start(&prog, "read", end - pos);
 
 	for (;;) {
 		struct io_req *r;
@@ -703,10 +715,12 @@ static int read_pipeline(const struct sd_inode_header *h,
 		while (q.count && q.reqs[q.head].done) {
 			r = &q.reqs[q.head];
 			if (sd_write_full(STDOUT_FILENO, r->buf, r->len)) {
+				progress_abort(&prog);
 				sd_err("Failed to write to stdout: %m");
 				ret = EXIT_SYSFAIL;
 				goto out;
 			}
+			progress_add(&prog, r->len);
 			r->done = false;
 			q.head = (q.head + 1) % IO_WINDOW;
 			q.count--;
@@ -719,6 +733,7 @@ static int read_pipeline(const struct sd_inode_header *h,
 		if (!r)
 			goto out;
 		if (rsp.result != SD_RES_SUCCESS) {
+			progress_abort(&prog);
 			sd_err("Failed to read object %016" PRIx64 " %s",
 			       r->oid, sd_strerror(rsp.result));
 			goto out;
@@ -726,8 +741,10 @@ static int read_pipeline(const struct sd_inode_header *h,
 		r->done = true;
 	}
 	fsync(STDOUT_FILENO);
+	progress_finish(&prog);
 	ret = EXIT_SUCCESS;
 out:
+	progress_abort(&prog);
 	io_queue_free(&q);
 	return ret;
 }
@@ -764,6 +781,7 @@ static int vdi_write(int argc, char **argv)
 	struct sd_inode_header h;
 	struct vdi_index ix;
 	struct write_job job = {0};
+	struct progress prog;
 	uint64_t offset, total;
 	uint32_t vid;
 	int ret;
@@ -784,7 +802,13 @@ static int vdi_write(int argc, char **argv)
 	job.pos = offset;
 	job.end = offset + MIN(total, h.vdi_size - offset);
 	job.flags = vdi_cmd.writeback ? SD_FLAG_CMD_CACHE : 0;
+	job.progress = &prog;
+	progress_start(&prog, "write", job.end - job.pos);
 	ret = run_write_job(&job);
+	if (ret == EXIT_SUCCESS)
+		progress_finish(&prog);
+	else
+		progress_abort(&prog);
 	vdi_index_free(&ix);
 	return ret;
 }
@@ -805,6 +829,7 @@ static uint32_t parse_positive_or_exit(const char *arg, const char *what)
 
 static void vdi_parser(int ch, const char *arg)
 {
+	uint32_t level;
 	char *end;
 
 	switch (ch) {
@@ -893,6 +918,23 @@ static void vdi_parser(int ch, const char *arg)
 		}
 		vdi_cmd.has_index = true;
 		break;
+	case 'O':
+		if (!strcmp(arg, "v1")) {
+			backup_opts.format = SD_BACKUP_FORMAT_V1;
+		} else if (!strcmp(arg, "native")) {
+			backup_opts.format = SD_BACKUP_FORMAT_NATIVE;
+		} else {
+			sd_err("Invalid backup format '%s': native or v1", arg);
+			exit(EXIT_USAGE);
+		}
+		break;
+	case 'L':
+		if (parse_u32(arg, 10, &level) || level < 1 || level > 19) {
+			sd_err("Invalid compression level '%s': 1 to 19", arg);
+			exit(EXIT_USAGE);
+		}
+		backup_opts.level = level;
+		break;
 	case 'F':
 		vdi_cmd.from_snapshot_id = strtoul(arg, &end, 10);
 		if (end == arg || *end) {
@@ -931,6 +973,8 @@ static const struct dog_option vdi_options[] = {
      "do not create snapshot if working VDI doesn't have its own objects"},
     {'i', "index", true, "specify the index of data objects"},
     {'F', "from", true, "create a differential backup from the snapshot"},
+    {'O', "format", true, "backup stream format: native (default) or v1"},
+    {'L', "level", true, "zstd compression level of a native backup (1-19)"},
     {0, NULL, false, NULL},
 };
 
@@ -965,6 +1009,12 @@ static const struct subcommand vdi_subcommands[] = {
      CMD_NEED_ARG, vdi_read},
     {"write", "<vdiname> [<offset> [<len>]]", "apwhT", "write data to an image",
      CMD_NEED_ARG, vdi_write},
+    {"backup", "<vdiname> [<file>]", "sFOLaphT",
+     "create a backup stream of a snapshot, or of the changes between two",
+     CMD_NEED_NODELIST | CMD_NEED_ARG, vdi_backup},
+    {"restore", "<vdiname> [<file>]", "saphvTBI",
+     "restore a backup stream into an image", CMD_NEED_NODELIST | CMD_NEED_ARG,
+     vdi_restore},
     {"alter-copy", "<vdiname>", "capfhT", "set the vdi's redundancy level",
      CMD_NEED_NODELIST | CMD_NEED_ARG, vdi_alter_copy},
     {"lock", "list|unlock", "saphT", "see and modify the lock state of images",

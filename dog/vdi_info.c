@@ -659,28 +659,23 @@ int vdi_track(int argc, char **argv)
 #define ATTR_OFF_KEY 528
 #define ATTR_OFF_VALUE 784
 
-struct attr_result {
-	int result;  /* SD_RES_*, or -1 after a transport failure */
-	uint64_t oid;
-};
-
 /*
  * GET_VDI_ATTR with a whole sheepdog_vdi_attr (spec 4.7). value_len is the
  * number of bytes given, so a binary value keeps its NULs (spec 15.18).
  */
-static struct attr_result find_attr(const char *name, const char *key,
-				    const void *value, uint32_t value_len,
-				    uint16_t flags)
+struct dog_attr_result dog_find_attr(const char *name, uint32_t snapid,
+				     const char *tag, const char *key,
+				     const void *value, uint32_t value_len,
+				     uint16_t flags)
 {
 	uint8_t *buf = xzalloc(SD_ATTR_OBJ_SIZE);
-	struct attr_result r = { 0 };
+	struct dog_attr_result r = { 0 };
 	struct sd_req req;
 	struct sd_rsp rsp;
 
 	put_fixed_str((char *)buf, SD_MAX_VDI_LEN, name);
-	put_fixed_str((char *)buf + ATTR_OFF_TAG, SD_MAX_VDI_TAG_LEN,
-		      vdi_cmd.snapshot_tag);
-	put_le32(buf + ATTR_OFF_SNAP_ID, vdi_cmd.snapshot_id);
+	put_fixed_str((char *)buf + ATTR_OFF_TAG, SD_MAX_VDI_TAG_LEN, tag);
+	put_le32(buf + ATTR_OFF_SNAP_ID, snapid);
 	put_fixed_str((char *)buf + ATTR_OFF_KEY, SD_MAX_VDI_ATTR_KEY_LEN, key);
 	if (value_len) {
 		put_le32(buf + ATTR_OFF_VALUE_LEN, value_len);
@@ -689,7 +684,7 @@ static struct attr_result find_attr(const char *name, const char *key,
 	sd_init_req(&req, SD_OP_GET_VDI_ATTR);
 	req.flags = SD_FLAG_CMD_WRITE | flags;
 	req.data_length = SD_ATTR_OBJ_SIZE;
-	req.vdi.snapid = vdi_cmd.snapshot_id;
+	req.vdi.snapid = snapid;
 	if (dog_exec(&req, buf, NULL, 0, &rsp) < 0)
 		r.result = -1;
 	else
@@ -698,6 +693,27 @@ static struct attr_result find_attr(const char *name, const char *key,
 		r.oid = vid_to_attr_oid(rsp.vdi.vdi_id, rsp.vdi.attr_id);
 	free(buf);
 	return r;
+}
+
+int dog_read_attr_value(uint64_t oid, uint8_t *obj, uint32_t *value_len)
+{
+	int ret = dog_read_object(oid, obj, SD_ATTR_OBJ_SIZE, 0);
+
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	*value_len = get_le32(obj + ATTR_OFF_VALUE_LEN);
+	if (*value_len > SD_MAX_VDI_ATTR_VALUE_LEN)
+		return SD_RES_INVALID_PARMS;
+	memmove(obj, obj + ATTR_OFF_VALUE, *value_len);
+	return SD_RES_SUCCESS;
+}
+
+static struct dog_attr_result find_attr(const char *name, const char *key,
+					const void *value, uint32_t value_len,
+					uint16_t flags)
+{
+	return dog_find_attr(name, vdi_cmd.snapshot_id, vdi_cmd.snapshot_tag,
+			     key, value, value_len, flags);
 }
 
 static bool check_attr_key(const char *key)
@@ -753,7 +769,7 @@ int vdi_setattr(int argc, char **argv)
 	uint8_t *value = NULL;
 	uint32_t value_len = 0;
 	uint16_t flags;
-	struct attr_result r;
+	struct dog_attr_result r;
 	int ret;
 
 	if (!check_attr_key(key))
@@ -804,7 +820,7 @@ int vdi_getattr(int argc, char **argv)
 {
 	const char *name = argv[optind];
 	const char *key = optind + 1 < argc ? argv[optind + 1] : NULL;
-	struct attr_result r;
+	struct dog_attr_result r;
 	uint8_t *obj;
 	uint32_t value_len;
 	int ret;
@@ -830,20 +846,19 @@ int vdi_getattr(int argc, char **argv)
 	}
 
 	obj = xmalloc(SD_ATTR_OBJ_SIZE);
-	ret = dog_read_object(r.oid, obj, SD_ATTR_OBJ_SIZE, 0);
-	if (ret != SD_RES_SUCCESS) {
-		sd_err("Failed to read attribute oid: %s", sd_strerror(ret));
-		free(obj);
-		return EXIT_SYSFAIL;
-	}
-	value_len = get_le32(obj + ATTR_OFF_VALUE_LEN);
-	if (value_len > SD_MAX_VDI_ATTR_VALUE_LEN) {
+	ret = dog_read_attr_value(r.oid, obj, &value_len);
+	if (ret == SD_RES_INVALID_PARMS) {
 		sd_err("Attribute '%s' is corrupted: its value length is %" PRIu32,
 		       key, value_len);
 		free(obj);
 		return EXIT_FAILURE;
 	}
-	if (sd_write_full(STDOUT_FILENO, obj + ATTR_OFF_VALUE, value_len)) {
+	if (ret != SD_RES_SUCCESS) {
+		sd_err("Failed to read attribute oid: %s", sd_strerror(ret));
+		free(obj);
+		return EXIT_SYSFAIL;
+	}
+	if (sd_write_full(STDOUT_FILENO, obj, value_len)) {
 		sd_err("Failed to write to stdout: %m");
 		free(obj);
 		return EXIT_SYSFAIL;
