@@ -1012,7 +1012,7 @@ static const struct subcommand vdi_subcommands[] = {
     {"backup", "<vdiname> [<file>]", "sFOLaphT",
      "create a backup stream of a snapshot, or of the changes between two",
      CMD_NEED_NODELIST | CMD_NEED_ARG, vdi_backup},
-    {"restore", "<vdiname> [<file>]", "saphvTBI",
+    {"restore", "<vdiname> [<file>]", "scaphvTBI",
      "restore a backup stream into an image", CMD_NEED_NODELIST | CMD_NEED_ARG,
      vdi_restore},
     {"alter-copy", "<vdiname>", "capfhT", "set the vdi's redundancy level",

@@ -953,9 +953,13 @@ int vdi_restore(int argc, char **argv)
 		const struct sd_backup_header *h = &scan.hdr;
 		bool hyper = h->vdi_size > inode_max_size(h->block_size_shift);
 
-		ret = dog_new_vdi(name, h->vdi_size, 0, 0, h->copies,
-				  h->copy_policy, hyper ? 1 : 0,
-				  h->block_size_shift, &vid);
+		/* -c: the restore goes to a cluster with fewer nodes */
+		ret = dog_new_vdi(name, h->vdi_size, 0, 0,
+				  vdi_cmd.nr_copies ? vdi_cmd.nr_copies
+						    : h->copies,
+				  vdi_cmd.nr_copies ? vdi_cmd.copy_policy
+						    : h->copy_policy,
+				  hyper ? 1 : 0, h->block_size_shift, &vid);
 	}
 	if (ret != EXIT_SUCCESS)
 		goto out;

@@ -185,6 +185,14 @@ done
 assert_exit 0 dog_p 0 vdi restore -s p3 vm "$B/full"
 dog_p 0 vdi read vm | cmp -s - "$SD_TMP/p0" || fail "full onto p3 differs from p0"
 
+# ---- -c: a restore into a new VDI with other copies ----
+assert_exit 0 dog_p 1 vdi restore -c 1 single "$B/full"
+dog_p 0 vdi read single | cmp -s - "$SD_TMP/p0" || fail "restore with -c 1 differs"
+dog_p 0 vdi list -r single >"$SD_TMP/list"
+# raw: = name id size used shared ctime vid copies tag shift
+awk '$1 == "=" || $1 == "c" || $1 == "s" { print $9 }' "$SD_TMP/list" | sort -u |
+	grep -qx 1 || fail "restore -c 1: $(cat "$SD_TMP/list")"
+
 # ---- usage errors ----
 assert_exit 64 dog_p 0 vdi backup vm "$B/x"
 [[ ! -e $B/x ]] || fail "a refused backup left a file"
