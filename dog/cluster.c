@@ -585,6 +585,8 @@ static const struct dog_option cluster_options[] = {
     {'F', "avoid-diskfull", false,
      "avoid recovery that would make a disk full"},
     {'d', "diff", false, "show the membership changes of each epoch"},
+    {'m', "multithread", false,
+     "accepted for compatibility with upstream; no effect"},
     {0, NULL, false, NULL},
 };
 
@@ -594,6 +596,11 @@ static const struct subcommand cluster_subcommands[] = {
     {"format", NULL, "bcltaphzTVRfF", "create a Sheepdog store",
      CMD_NEED_NODELIST, cluster_format},
     {"shutdown", NULL, "aphT", "stop Sheepdog", 0, cluster_shutdown},
+    {"snapshot",
+     "save <tag> <path> [vdi...] | list <path> | "
+     "show <tag|idx> <path> [vdi...] | load <tag|idx> <path> [vdi...]",
+     "aphTrm", "save and load cluster snapshots", CMD_NEED_ARG,
+     cluster_snapshot},
     {"recover", "force|enable|disable", "afphT",
      "see and control cluster recovery", CMD_NEED_ARG, cluster_recover},
     {"reweight", NULL, "aphT", "reweight the cluster", 0, cluster_reweight},

@@ -101,6 +101,11 @@ int dog_new_vdi(const char *name, uint64_t size, uint32_t base_vid,
  * affected. */
 void dog_delete_vdi(const char *name, uint32_t snapid, const char *tag);
 
+/* Make the working VDI whose inode header is h a snapshot tagged tag (the
+ * tag is written into its inode first, as upstream does) with a new working
+ * VDI on top: *new_vid. EXIT_* code, messages printed. */
+int dog_snapshot_vdi(const char *name, const struct sd_inode_header *h,
+		     const char *tag, uint32_t *new_vid);
 int vdi_snapshot(int argc, char **argv);
 int vdi_clone(int argc, char **argv);
 int vdi_rollback(int argc, char **argv);
@@ -153,6 +158,9 @@ extern struct node_cmd_data node_cmd;
 /* "dog node recovery" and its throttle subcommands (node_recovery.c). */
 int node_recovery(int argc, char **argv);
 extern const struct command cluster_command;
+
+/* "dog cluster snapshot save|list|show|load" (cluster_snapshot.c). */
+int cluster_snapshot(int argc, char **argv);
 /* "dog backup verify|show": stream files, no cluster (backup_stream.c). */
 extern const struct command backup_command;
 

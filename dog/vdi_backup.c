@@ -787,7 +787,7 @@ static int delete_working_vdi(const char *name)
 static int restore_finish(const char *name, const struct sd_inode_header *h,
 			  const struct sd_backup_snap *to, bool native)
 {
-	char field[SD_MAX_VDI_TAG_LEN] = {0}, value[64];
+	char value[64];
 	const char *tag = native ? to->tag : "";
 	struct dog_attr_result r;
 	uint32_t found, new_vid;
@@ -804,14 +804,7 @@ static int restore_finish(const char *name, const struct sd_inode_header *h,
 			tag = "";
 		}
 	}
-	put_fixed_str(field, sizeof(field), tag);
-	if (dog_write_object(vid_to_vdi_oid(h->vdi_id), 0, field,
-			     sizeof(field), SD_INODE_OFF_TAG, 0, h->nr_copies,
-			     h->copy_policy, false) != SD_RES_SUCCESS)
-		return EXIT_FAILURE;
-	ret = dog_new_vdi(name, h->vdi_size, h->vdi_id, h->snap_id,
-			  h->nr_copies, h->copy_policy, h->store_policy,
-			  h->block_size_shift, &new_vid);
+	ret = dog_snapshot_vdi(name, h, tag, &new_vid);
 	if (ret != EXIT_SUCCESS)
 		return ret;
 	if (!native)

@@ -50,6 +50,21 @@ int dog_new_vdi(const char *name, uint64_t size, uint32_t base_vid,
 	return EXIT_SUCCESS;
 }
 
+int dog_snapshot_vdi(const char *name, const struct sd_inode_header *h,
+		     const char *tag, uint32_t *new_vid)
+{
+	char field[SD_MAX_VDI_TAG_LEN] = {0};
+
+	put_fixed_str(field, sizeof(field), tag);
+	if (dog_write_object(vid_to_vdi_oid(h->vdi_id), 0, field,
+			     sizeof(field), SD_INODE_OFF_TAG, 0, h->nr_copies,
+			     h->copy_policy, false) != SD_RES_SUCCESS)
+		return EXIT_FAILURE;
+	return dog_new_vdi(name, h->vdi_size, h->vdi_id, h->snap_id,
+			   h->nr_copies, h->copy_policy, h->store_policy,
+			   h->block_size_shift, new_vid);
+}
+
 /* Does the index name any object of the VDI itself? */
 static bool has_own_objects(const struct sd_inode_header *h,
 			    const struct vdi_index *ix)
@@ -70,7 +85,6 @@ int vdi_snapshot(int argc, char **argv)
 {
 	const char *name = argv[optind];
 	const char *tag = vdi_cmd.snapshot_tag;
-	char field[SD_MAX_VDI_TAG_LEN] = {0};
 	struct sd_inode_header h;
 	struct vdi_index ix;
 	uint32_t vid, new_vid, found;
@@ -107,14 +121,7 @@ int vdi_snapshot(int argc, char **argv)
 		}
 	}
 
-	put_fixed_str(field, sizeof(field), tag);
-	if (dog_write_object(vid_to_vdi_oid(vid), 0, field, sizeof(field),
-			     SD_INODE_OFF_TAG, 0, h.nr_copies, h.copy_policy,
-			     false) != SD_RES_SUCCESS)
-		return EXIT_FAILURE;
-	ret = dog_new_vdi(name, h.vdi_size, vid, h.snap_id, h.nr_copies,
-			  h.copy_policy, h.store_policy, h.block_size_shift,
-			  &new_vid);
+	ret = dog_snapshot_vdi(name, &h, tag, &new_vid);
 	if (ret != EXIT_SUCCESS)
 		return ret;
 	if (verbose) {
