@@ -533,19 +533,6 @@ void farm_close(struct farm *f)
 	free(f);
 }
 
-static int fsync_at(int dir_fd, const char *rel)
-{
-	int fd = openat(dir_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
-	    ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 int farm_sync(struct farm *f)
 {
 	char name[16];
@@ -557,13 +544,13 @@ int farm_sync(struct farm *f)
 		if (!f->dirty[i])
 			continue;
 		snprintf(name, sizeof(name), "objects/%02x", i);
-		ret = fsync_at(f->dir_fd, name);
+		ret = sd_fsync_dir_at(f->dir_fd, name);
 		if (ret)
 			return ret;
 		f->dirty[i] = false;
 	}
 	if (f->top_dirty) {
-		ret = fsync_at(f->dir_fd, "objects");
+		ret = sd_fsync_dir_at(f->dir_fd, "objects");
 		if (!ret && fsync(f->dir_fd) < 0)
 			ret = -errno;
 		if (ret)

@@ -189,18 +189,25 @@ void sort_unique_u64(uint64_t *v, size_t *nr)
 	*nr = j;
 }
 
-static int fsync_parent_dir(const char *path)
+int sd_fsync_dir_at(int dir_fd, const char *rel)
 {
-	char *copy = xstrdup(path);
-	int fd, ret = 0;
+	int fd = openat(dir_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ret = 0;
 
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(copy);
 	if (fd < 0)
 		return -errno;
 	if (fsync(fd) < 0)
 		ret = -errno;
 	close(fd);
+	return ret;
+}
+
+static int fsync_parent_dir(const char *path)
+{
+	char *copy = xstrdup(path);
+	int ret = sd_fsync_dir_at(AT_FDCWD, dirname(copy));
+
+	free(copy);
 	return ret;
 }
 

@@ -7,6 +7,7 @@
  * (its new snapshot is deleted) and does not stop the others.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,7 +90,7 @@ static int write_stream(const struct tool *t, const char *vdi, struct point *p)
 			 strerror(errno));
 		goto out;
 	}
-	err = fsync_dir(dir);
+	err = sd_fsync_dir_at(AT_FDCWD, dir);
 	if (err) {
 		tool_err("%s: cannot sync %s: %s", vdi, dir, strerror(-err));
 		unlink(final);

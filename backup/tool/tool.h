@@ -36,8 +36,6 @@ void tool_info(const struct tool *t, const char *fmt, ...)
 void tool_dog_err(const char *vdi, const char *what, int status,
 		  const struct strbuf *err);
 
-/* fsync a directory after a rename in it; 0 or -errno. */
-int fsync_dir(const char *dir);
 /* Size and XXH64 (seed 0) of a file, fsyncing it first with SYNC. */
 int hash_file(const char *path, bool sync, uint64_t *bytes, uint64_t *xxh);
 

@@ -61,18 +61,6 @@ void tool_dog_err(const char *vdi, const char *what, int status,
 	strbuf_release(&said);
 }
 
-int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 int hash_file(const char *path, bool sync, uint64_t *bytes, uint64_t *xxh)
 {
 	XXH64_state_t *st = XXH64_createState();

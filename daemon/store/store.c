@@ -234,17 +234,7 @@ int store_format(const char *layout)
 
 static int sync_dir(const char *path)
 {
-	int fd, ret = 0;
-
-	if (store_nosync)
-		return 0;
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
+	return store_nosync ? 0 : sd_fsync_dir_at(AT_FDCWD, path);
 }
 
 /*

@@ -65,6 +65,9 @@ void sort_unique_u64(uint64_t *v, size_t *nr);
 
 /* Atomic file replace: write tmp, fsync, rename, fsync dir. 0 or -errno. */
 int atomic_write_file(const char *path, const void *buf, size_t len);
+/* fsync the directory rel (relative to dir_fd, or AT_FDCWD), so that the
+ * entries created or renamed in it are durable. 0 or -errno. */
+int sd_fsync_dir_at(int dir_fd, const char *rel);
 /* Read a whole small file into buf (at most len bytes). bytes read or -errno. */
 ssize_t read_file(const char *path, void *buf, size_t len);
 
