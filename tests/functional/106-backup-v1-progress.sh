@@ -4,7 +4,8 @@
 # snapshot), `vdi restore` reads it back, and a stream this test builds
 # byte by byte from the spec restores as the spec says; malformed v1
 # streams are refused with nothing changed. Then the progress line: drawn
-# on a terminal for read, write, backup and restore, absent otherwise.
+# on a terminal for read, write, backup, restore, verify and cluster
+# snapshot save and load, absent otherwise.
 # shellcheck source=tests/functional/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -135,6 +136,16 @@ grep -q "backup .*100%" "$SD_TMP/tty.out" || fail "no progress on backup: $(cat 
 on_tty "'$DOG' vdi restore -p $P copy '$SD_TMP/full'"
 grep -q "restore .*100%" "$SD_TMP/tty.out" || fail "no progress on restore: $(cat -v "$SD_TMP/tty.out")"
 dog_p 0 vdi read copy | cmp -s - "$SD_TMP/s2" || fail "restore under a terminal differs"
+on_tty "'$DOG' cluster snapshot save -p $P t1 '$SD_TMP/farm'"
+grep -q "save .*100%" "$SD_TMP/tty.out" || fail "no progress on snapshot save: $(cat -v "$SD_TMP/tty.out")"
+dog_p 0 vdi delete copy
+dog_p 0 vdi delete -s s2 copy
+! dog_p 0 vdi list -r copy | grep -q . || fail "copy is still listed"
+on_tty "'$DOG' cluster snapshot load -p $P t1 '$SD_TMP/farm' copy"
+grep -q "load .*100%" "$SD_TMP/tty.out" || fail "no progress on snapshot load: $(cat -v "$SD_TMP/tty.out")"
+dog_p 0 vdi read -s s2 copy | cmp -s - "$SD_TMP/s2" || fail "copy loaded under a terminal differs"
+on_tty "'$DOG' backup verify '$SD_TMP/full'"
+grep -q "verify .*100%" "$SD_TMP/tty.out" || fail "no progress on verify: $(cat -v "$SD_TMP/tty.out")"
 # not a terminal: stderr stays empty
 dog_p 0 vdi read vm 2>"$SD_TMP/err" >/dev/null
 dog_p 0 vdi backup -s s2 vm "$SD_TMP/full2" 2>>"$SD_TMP/err"
