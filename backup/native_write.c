@@ -1,9 +1,11 @@
 /*
  * Writer of the native backup stream: every byte goes through one XXH64
  * state (for the trailer) and one zstd compression stream, whose output is
- * buffered here and written to the descriptor when the buffer fills. A
- * failed write or compression breaks the writer for good, since the stream
- * on the descriptor can no longer be completed.
+ * buffered here and written to the descriptor when the buffer fills.
+ * Compression runs in one zstd worker thread, so that a caller reading its
+ * data from the network overlaps the two. A failed write or compression
+ * breaks the writer for good, since the stream on the descriptor can no
+ * longer be completed.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +93,13 @@ static enum sd_backup_err w_setup(struct sd_backup_writer *w, int level)
 		w->cctx, ZSTD_c_compressionLevel, level)))
 		return bk_fail(&w->err, SD_BACKUP_ERR_INVAL,
 			       "compression level %d", level);
+	/*
+	 * One zstd worker thread compresses while the caller reads and
+	 * diffs the next objects, as the zstd CLI does by default (-T1);
+	 * the frame is the same format. A libzstd built without threads
+	 * refuses this, and compression stays on the caller's thread.
+	 */
+	ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_nbWorkers, 1);
 	XXH64_reset(w->stream_sum, 0);
 	return SD_BACKUP_OK;
 }

@@ -30,7 +30,7 @@
 #include "sheepdog/le.h"
 
 #define BACKUP_POINT_ATTR "sheepdog.backup.point"
-#define BACKUP_WINDOW 8
+#define BACKUP_WINDOW 16
 #define RESTORE_WINDOW 16
 /* Unchanged sectors between two changed runs closer than this are sent
  * along: a record costs more than a few sectors that compress well. */

@@ -14,6 +14,8 @@ packages=(
 	# what the scripts and functional tests run: python3 (free-port probe),
 	# procps (ps), iproute2 (ss), util-linux (setsid), coreutils (timeout)
 	python3 procps iproute2 util-linux coreutils
+	# bench/backup.sh: the zstd CLI, mkfs.ext4 -d, /usr/bin/time
+	zstd e2fsprogs time
 )
 
 missing=()
