@@ -507,3 +507,20 @@ int sd_remove_object(uint64_t oid)
 	req.rq.obj.oid = oid;
 	return gateway_remove_obj(&req);
 }
+
+int sd_cow_write_object(uint64_t oid, uint64_t cow_oid, const void *buf,
+			uint32_t len, uint64_t offset, uint8_t copies)
+{
+	struct request req = { 0 };
+
+	sd_init_req(&req.rq, SD_OP_CREATE_AND_WRITE_OBJ);
+	req.rq.flags = SD_FLAG_CMD_WRITE | SD_FLAG_CMD_COW;
+	req.rq.data_length = len;
+	req.rq.obj.oid = oid;
+	req.rq.obj.cow_oid = cow_oid;
+	req.rq.obj.offset = offset;
+	req.rq.obj.copies = copies;
+	req.data = (void *)buf;
+	req.data_alloc = len;
+	return gateway_create_and_write_obj(&req);
+}

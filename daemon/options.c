@@ -13,11 +13,12 @@
 
 #include "options.h"
 #include "sheepdog/layout.h"
+#include "sheepdog/nbd.h"
 #include "sheepdog/util.h"
 
 static const char *short_opts = "b:c:Dfgl:np:P:R:vV:y:z:h";
 
-enum { OPT_CONFIG = 0x100, OPT_NO_DIRECTIO };
+enum { OPT_CONFIG = 0x100, OPT_NO_DIRECTIO, OPT_NBD };
 
 static const struct option long_opts[] = {
 	{ "bindaddr", required_argument, NULL, 'b' },
@@ -37,6 +38,7 @@ static const struct option long_opts[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "no-directio", no_argument, NULL, OPT_NO_DIRECTIO },
+	{ "nbd", required_argument, NULL, OPT_NBD },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -58,6 +60,9 @@ void usage(int status)
 		"  -l, --log level=L,dir=D,format=F,dst=T\n"
 		"                        level emerg..debug, format default|server|json,\n"
 		"                        dst default|stdout|syslog\n"
+		"      --nbd port=N,address=IP,max-connections=N\n"
+		"                        serve VDIs over NBD on port N (default 10809,\n"
+		"                        0 for none) at IP (default: -b's, or all)\n"
 		"  -n, --nosync          do not sync writes before acknowledging them\n"
 		"  -p, --port PORT       TCP port (default 7000)\n"
 		"  -P, --pidfile PATH    write and lock a pid file\n"
@@ -241,6 +246,64 @@ static int parse_recovery_opt(struct sheep_opts *o, const char *arg)
 	return 0;
 }
 
+static int set_nbd_port(struct sheep_opts *o, const char *v)
+{
+	uint32_t p;
+
+	if (parse_u32(v, 10, &p) < 0 || p > 65535)
+		return -EINVAL;
+	o->nbd_port = p;
+	o->nbd_set = true;
+	return 0;
+}
+
+static int set_nbd_address(struct sheep_opts *o, const char *v)
+{
+	if (check_addr(v) < 0 ||
+	    copy_str(o->nbd_address, sizeof(o->nbd_address), v))
+		return -EINVAL;
+	o->nbd_set = true;
+	return 0;
+}
+
+static int set_nbd_max_conns(struct sheep_opts *o, const char *v)
+{
+	uint32_t n;
+
+	if (parse_u32(v, 10, &n) < 0 || n < 1 || n > NBD_MAX_CONNECTIONS)
+		return -EINVAL;
+	o->nbd_max_conns = n;
+	return 0;
+}
+
+/* --nbd port=N,address=IP,max-connections=N (a bare number is the port). */
+static int parse_nbd_opt(struct sheep_opts *o, const char *arg)
+{
+	char *s = xstrdup(arg), *save = NULL, *tok;
+	int ret = 0;
+
+	for (tok = strtok_r(s, ",", &save); tok && !ret;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+
+		if (!eq) {
+			ret = set_nbd_port(o, tok);
+			continue;
+		}
+		*eq++ = '\0';
+		if (!strcmp(tok, "port"))
+			ret = set_nbd_port(o, eq);
+		else if (!strcmp(tok, "address"))
+			ret = set_nbd_address(o, eq);
+		else if (!strcmp(tok, "max-connections"))
+			ret = set_nbd_max_conns(o, eq);
+		else
+			ret = -EINVAL;
+	}
+	free(s);
+	return ret;
+}
+
 static int conf_set(struct sheep_opts *o, const char *name, const char *value)
 {
 	if (!strcmp(name, "dir"))
@@ -279,6 +342,12 @@ static int conf_set(struct sheep_opts *o, const char *name, const char *value)
 		return parse_bool(value, &o->directio);
 	if (!strcmp(name, "recovery"))
 		return parse_recovery_opt(o, value);
+	if (!strcmp(name, "nbd_port"))
+		return set_nbd_port(o, value);
+	if (!strcmp(name, "nbd_address"))
+		return set_nbd_address(o, value);
+	if (!strcmp(name, "nbd_max_connections"))
+		return set_nbd_max_conns(o, value);
 	return -ENOENT;
 }
 
@@ -362,6 +431,8 @@ void parse_options(struct sheep_opts *o, int argc, char **argv)
 	o->log_format = LOG_FORMAT_SERVER;
 	o->log_dst = LOG_DST_FILE;
 	o->directio = true;
+	o->nbd_port = NBD_DEFAULT_PORT;
+	o->nbd_max_conns = NBD_DEFAULT_CONNECTIONS;
 
 	/* The file first, so that flags override it wherever they appear. */
 	for (int i = 1; i < argc; i++) {
@@ -439,6 +510,17 @@ void parse_options(struct sheep_opts *o, int argc, char **argv)
 			break;
 		case OPT_NO_DIRECTIO:
 			o->directio = false;
+			break;
+		case OPT_NBD:
+			if (parse_nbd_opt(o, optarg) < 0) {
+				fprintf(stderr,
+					"sheep: invalid --nbd '%s': expected "
+					"port=N (0 to 65535, 0 for no NBD),"
+					"address=IP,max-connections=N (1 to "
+					"%u)\n",
+					optarg, NBD_MAX_CONNECTIONS);
+				exit(1);
+			}
 			break;
 		default:
 			usage(1);

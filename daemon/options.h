@@ -30,6 +30,11 @@ struct sheep_opts {
 	/* -R max=N,interval=MS: the initial recovery throttle, 0 0 = off */
 	uint32_t recovery_max;
 	uint64_t recovery_interval_ms;
+	/* --nbd port=N,address=A,max-connections=N; port 0 = no NBD */
+	int nbd_port;
+	char nbd_address[64]; /* empty: bindaddr, or every address */
+	uint32_t nbd_max_conns;
+	bool nbd_set; /* configured: failing to listen is fatal */
 };
 
 void parse_options(struct sheep_opts *o, int argc, char **argv);

@@ -177,6 +177,21 @@ struct request *alloc_request(uint32_t data_length)
 	return req;
 }
 
+struct request *alloc_local_request(void)
+{
+	struct request *req = xzalloc(sizeof(*req));
+
+	INIT_LIST_NODE(&req->r_list);
+	atomic_fetch_add(&outstanding, 1);
+	return req;
+}
+
+void free_local_request(struct request *req)
+{
+	free(req);
+	atomic_fetch_sub(&outstanding, 1);
+}
+
 void free_request(struct request *req)
 {
 	uint64_t one = 1;
@@ -481,6 +496,10 @@ void put_request(struct request *req)
 	    req->rq.opcode != SD_OP_OIDS_EXIST &&
 	    req->rq.opcode != SD_OP_STAT_CLUSTER)
 		req->rp.data_length = 0;
+	if (req->complete) {
+		req->complete(req);
+		return;
+	}
 	if (c->dead) {
 		free_request(req);
 		c->inflight--;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cluster/cluster.h"
+#include "nbd.h"
 #include "options.h"
 #include "sheep.h"
 
@@ -103,7 +104,7 @@ static const char *exit_reason;
 
 static void exit_if_idle(void *arg)
 {
-	if (nr_outstanding_requests())
+	if (nr_outstanding_requests() || !nbd_stopped())
 		return;
 	sd_notice("%s, exiting", exit_reason);
 	group_leave();
@@ -116,7 +117,23 @@ void exit_when_idle(const char *reason)
 	if (exit_reason)
 		return;
 	exit_reason = reason;
+	nbd_stop();
 	add_timer(20, exit_if_idle, NULL);
+}
+
+static void leave_and_exit(void)
+{
+	group_leave();
+	log_close();
+	exit(0);
+}
+
+/* Timer after SIGTERM: NBD clients were connected; exit once their
+ * exports are closed (their VDI locks released through this loop). */
+static void exit_when_nbd_stopped(void *arg)
+{
+	if (nbd_stopped())
+		leave_and_exit();
 }
 
 static void signal_handler(int fd, uint32_t events, void *data)
@@ -129,9 +146,11 @@ static void signal_handler(int fd, uint32_t events, void *data)
 		case SIGINT:
 			sd_notice("signal %u: leaving the cluster and exiting",
 				  si.ssi_signo);
-			group_leave();
-			log_close();
-			exit(0);
+			nbd_stop();
+			if (nbd_stopped())
+				leave_and_exit();
+			add_timer(20, exit_when_nbd_stopped, NULL);
+			break;
 		case SIGHUP:
 			log_reopen();
 			sd_info("log reopened");
@@ -324,6 +343,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sheep: cannot listen on port %d: %s\n",
 			opts.port, strerror(-ret));
 		return 1;
+	}
+	if (opts.nbd_port) {
+		const char *addr = opts.nbd_address[0] ? opts.nbd_address :
+				   opts.bindaddr[0]    ? opts.bindaddr :
+							 NULL;
+
+		ret = nbd_init(addr, opts.nbd_port, opts.nbd_max_conns);
+		if (ret < 0 && opts.nbd_set) {
+			sd_emerg("cannot serve NBD on port %d: %s",
+				 opts.nbd_port, strerror(-ret));
+			fprintf(stderr, "sheep: cannot serve NBD on port %d: %s\n",
+				opts.nbd_port, strerror(-ret));
+			return 1;
+		}
+		/* The default port may be another sheep's on this host. */
+		if (ret < 0)
+			sd_warn("cannot serve NBD on the default port %d: %s; "
+				"NBD is off (see --nbd)", opts.nbd_port,
+				strerror(-ret));
 	}
 	if (group_init(opts.cluster) < 0)
 		return 1;

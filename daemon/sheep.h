@@ -56,6 +56,9 @@ struct work_queue;
 
 struct work_queue *create_work_queue(const char *name, int nr_threads);
 void queue_work(struct work_queue *wq, struct work *work);
+/* Run work->done on the main thread soon, with no worker phase. Any
+ * thread. */
+void queue_main_work(struct work *work);
 int work_init(void);
 
 /* ---- requests (server.c, ops.c) ---- */
@@ -73,6 +76,11 @@ struct request {
 	struct work work;
 	struct list_node r_list;
 	uint64_t park_deadline; /* parked until the epoch catches up (ms) */
+	/* A request from inside the daemon (exec_local_request) has no
+	 * connection: put_request calls this, on the main thread, instead
+	 * of queueing a reply. */
+	void (*complete)(struct request *req);
+	void *conn_private; /* for complete() */
 };
 
 enum op_class {
@@ -110,6 +118,20 @@ void wake_epoch_waiters(void);
 /* Finish a request: queue its reply on its connection. Main thread. */
 void put_request(struct request *req);
 struct request *alloc_request(uint32_t data_length);
+/* A request without connection or payload buffer of its own, counted
+ * like the others so that exit_when_idle waits for it. Any thread. */
+struct request *alloc_local_request(void);
+void free_local_request(struct request *req);
+/*
+ * Run a request as if a client of this sheep had sent it (cluster ops
+ * ordered through the driver, local and gateway ops alike) and wait for
+ * its end. data holds data_len bytes: the payload with SD_FLAG_CMD_WRITE,
+ * and the room for the reply's payload. rq->data_length is set to
+ * data_len. Returns rsp->result. Blocking: never call it on the main
+ * thread (local_request.c).
+ */
+int exec_local_request(struct sd_req *rq, void *data, uint32_t data_len,
+		       struct sd_rsp *rsp);
 /* Payload buffers: page aligned, so that object I/O can bypass the page
  * cache (O_DIRECT), and not zeroed. NULL on ENOMEM. */
 void *sd_alloc_buffer(size_t len);
@@ -196,6 +218,10 @@ int sd_read_object(uint64_t oid, void *buf, uint32_t len, uint64_t offset);
 int sd_write_object(uint64_t oid, const void *buf, uint32_t len,
 		    uint64_t offset, bool create, uint8_t copies);
 int sd_remove_object(uint64_t oid);
+/* Create oid from the whole of cow_oid (an object of the same size) with
+ * buf laid over it at offset: the copy on write of a derived VDI. */
+int sd_cow_write_object(uint64_t oid, uint64_t cow_oid, const void *buf,
+			uint32_t len, uint64_t offset, uint8_t copies);
 
 /* Peer connections, cached per node. */
 int sockfd_get(const struct node_id *nid);
@@ -349,6 +375,15 @@ int vdi_lock_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
 		 const struct sd_node *sender);
 int vdi_release_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
 		 const struct sd_node *sender);
+/*
+ * LOCK_VDI flag that only exec_local_request callers can set (vdi_lock_work
+ * strips it from client requests): take the lock whatever the cluster's
+ * USE_LOCK flag says, and refuse it while anybody holds it, this node
+ * included. The NBD export's writer lock.
+ */
+#define SD_FLAG_CMD_EXCL_LOCK 0x8000
+/* Who holds vid's lock: 2 locked (owner set), 3 shared, 1 or 0 none. */
+uint32_t vdi_lock_state(uint32_t vid, struct node_id *owner);
 /* GET_VDI_INFO's lookup for other modules: (name, tag, snapid) to vid and
  * inode header (spec 4.3). SD_RES_* code. */
 int vdi_lookup_by_name(const char *name, const char *tag, uint32_t snapid,

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "nbd_export.h"
 #include "sheep.h"
 #include "sheepdog/hash.h"
 #include "sheepdog/le.h"
@@ -832,23 +833,39 @@ int vdi_del_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
 	return SD_RES_SUCCESS;
 }
 
-/* ---- locks: owned by the sheep the client talked to ---- */
-
+/*
+ * ---- locks: owned by the sheep the client talked to ----
+ *
+ * A client's LOCK_VDI locks only when the cluster was formatted with
+ * USE_LOCK, and a node may take again a lock it holds (upstream's
+ * behaviour). The NBD export's writer lock (SD_FLAG_CMD_EXCL_LOCK, only
+ * from inside the daemon) is taken whatever USE_LOCK says and is refused
+ * while anybody holds the lock, this node included. RELEASE_VDI (dog vdi
+ * lock unlock) breaks either kind; an NBD writer whose lock is broken is
+ * told so (nbd_export_lock_released) and refuses further writes.
+ */
 int vdi_lock_work(struct request *req)
 {
 	uint16_t flags;
 	struct vdi_state *s;
-	int ret = vdi_lookup_work(req);
+	bool excl;
+	int ret;
 
+	if (!req->complete)
+		req->rq.flags &= ~SD_FLAG_CMD_EXCL_LOCK;
+	excl = req->rq.flags & SD_FLAG_CMD_EXCL_LOCK;
+	ret = vdi_lookup_work(req);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
 	sys_cluster_defaults(NULL, NULL, NULL, &flags);
-	if (!(flags & SD_CLUSTER_FLAG_USE_LOCK))
+	if (!(flags & SD_CLUSTER_FLAG_USE_LOCK) && !excl)
 		return SD_RES_SUCCESS;
 	pthread_rwlock_rdlock(&vdi_lock);
 	s = state_find(req->rp.vdi.vdi_id);
 	if (s && s->lock_state == 2 &&
-	    !node_id_eq(&s->lock_owner, &sys->this_node.nid))
+	    (excl || !node_id_eq(&s->lock_owner, &sys->this_node.nid)))
+		ret = SD_RES_VDI_LOCKED;
+	if (s && excl && s->lock_state == 3)
 		ret = SD_RES_VDI_LOCKED;
 	pthread_rwlock_unlock(&vdi_lock);
 	return ret;
@@ -857,16 +874,19 @@ int vdi_lock_work(struct request *req)
 int vdi_lock_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
 		  const struct sd_node *sender)
 {
+	bool excl = req->flags & SD_FLAG_CMD_EXCL_LOCK;
 	struct vdi_state *s;
 	uint16_t flags;
 	int ret = SD_RES_SUCCESS;
 
 	sys_cluster_defaults(NULL, NULL, NULL, &flags);
-	if (!(flags & SD_CLUSTER_FLAG_USE_LOCK))
+	if (!(flags & SD_CLUSTER_FLAG_USE_LOCK) && !excl)
 		return SD_RES_SUCCESS;
 	pthread_rwlock_wrlock(&vdi_lock);
 	s = state_insert(rsp->vdi.vdi_id);
-	if (s->lock_state == 2 && !node_id_eq(&s->lock_owner, &sender->nid)) {
+	if ((s->lock_state == 2 &&
+	     (excl || !node_id_eq(&s->lock_owner, &sender->nid))) ||
+	    (excl && s->lock_state == 3)) {
 		ret = SD_RES_VDI_LOCKED;
 	} else {
 		s->lock_state = 2;
@@ -880,15 +900,30 @@ int vdi_release_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
 		     const struct sd_node *sender)
 {
 	struct vdi_state *s;
+	bool was_mine = false;
 
 	pthread_rwlock_wrlock(&vdi_lock);
 	s = state_find(req->vdi.base_vdi_id);
 	if (s && s->lock_state == 2) {
+		was_mine = node_id_eq(&s->lock_owner, &sys->this_node.nid);
 		s->lock_state = 1;
 		memset(&s->lock_owner, 0, sizeof(s->lock_owner));
 	}
 	pthread_rwlock_unlock(&vdi_lock);
+	if (was_mine)
+		nbd_export_lock_released(req->vdi.base_vdi_id);
 	return SD_RES_SUCCESS;
+}
+
+uint32_t vdi_lock_state(uint32_t vid, struct node_id *owner)
+{
+	struct vdi_state s;
+
+	if (!state_get(vid, &s))
+		return 0;
+	if (owner)
+		*owner = s.lock_owner;
+	return s.lock_state;
 }
 
 /* ---- for the other VDI modules (vdi_attr.c, vdi_copies.c) ---- */

@@ -2,7 +2,8 @@
  * Work queues: named pools of threads that run blocking work (disk I/O,
  * requests to peers, cluster work phases) and hand each finished item back
  * to the main thread through one eventfd, where its done() callback runs.
- * A queue with one thread runs its items strictly in order.
+ * A queue with one thread runs its items strictly in order. Other threads
+ * hand work to the main thread through the same path (queue_main_work).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -116,6 +117,17 @@ struct work_queue *create_work_queue(const char *name, int nr_threads)
 		pthread_detach(t);
 	}
 	return wq;
+}
+
+void queue_main_work(struct work *work)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&done_lock);
+	list_add_tail(&work->w_list, &done_list);
+	pthread_mutex_unlock(&done_lock);
+	if (write(done_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		sd_err("eventfd write failed: %m");
 }
 
 void queue_work(struct work_queue *wq, struct work *work)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs a local Sheepdog cluster from the build tree, for trying things out:
 # N sheep daemons on this host joined by the local cluster driver, node I on
-# port SD_CLUSTER_PORT+I in zone I, with its store, pid file and logs in
-# SD_CLUSTER_DIR/nodeI. `start` also formats the cluster and creates a demo VDI.
+# port SD_CLUSTER_PORT+I in zone I, serving NBD on SD_CLUSTER_NBD_PORT+I,
+# with its store, pid file and logs in SD_CLUSTER_DIR/nodeI. `start` also formats the cluster and creates a demo VDI.
 #
 # Environment: SD_CLUSTER_DIR (default /tmp/sheepdog-demo), SD_CLUSTER_PORT
-# (first port, default 7000), SD_BUILD_DIR (default build/ in this tree),
+# (first port, default 7000), SD_CLUSTER_NBD_PORT (first NBD port, default
+# 10809), SD_BUILD_DIR (default build/ in this tree),
 # SD_WAIT_TIMEOUT (seconds to wait for each step, default 30).
 set -euo pipefail
 
@@ -13,6 +14,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${SD_BUILD_DIR:-$root/build}
 cluster_dir=${SD_CLUSTER_DIR:-/tmp/sheepdog-demo}
 base_port=${SD_CLUSTER_PORT:-7000}
+nbd_base_port=${SD_CLUSTER_NBD_PORT:-10809}
 wait_timeout=${SD_WAIT_TIMEOUT:-30}
 sheep=$build_dir/sheep
 dog=$build_dir/dog
@@ -131,21 +133,24 @@ cluster_running() {
 
 start_node() {
 	local i=$1 dir=$cluster_dir/node$1 port=$((base_port + $1)) pid
+	local nbd_port=$((nbd_base_port + $1))
 	mkdir -p "$dir"
 	if pid=$(node_pid "$dir"); then
 		echo "cluster: node $i already running (pid $pid, port $(node_port "$dir"))"
 		return 0
 	fi
 	port_in_use "$port" && die "port $port is in use by another program"
+	port_in_use "$nbd_port" && die "NBD port $nbd_port is in use by another program"
 	echo "$port" >"$dir/port"
 	# setsid: the daemon outlives this script and ignores the terminal's
 	# signals; -f keeps it from forking so that $! is its pid.
 	setsid "$sheep" -f -c "local:$cluster_dir/shm" -p "$port" -z "$i" \
-		-P "$dir/sheep.pid" "$dir" </dev/null >>"$dir/sheep.out" 2>&1 &
+		--nbd "port=$nbd_port" -P "$dir/sheep.pid" "$dir" \
+		</dev/null >>"$dir/sheep.out" 2>&1 &
 	pid=$!
 	wait_ready "$dir" "$pid" "$port"
 	[[ -s $dir/sheep.pid ]] || echo "$pid" >"$dir/sheep.pid"
-	echo "cluster: node $i up (pid $pid, port $port, zone $i)"
+	echo "cluster: node $i up (pid $pid, port $port, NBD port $nbd_port, zone $i)"
 }
 
 cmd_start() {
@@ -189,6 +194,12 @@ A $n-node Sheepdog cluster is running (ports $base_port-$((base_port + n - 1))).
   $dog vdi snapshot -s before $demo_vdi$p         # keep those bytes
   $dog vdi clone -s before $demo_vdi copy$p       # a VDI sharing them
   $dog vdi tree$p
+  $dog vdi backup -s before $demo_vdi /tmp/demo.before$p  # a verified backup
+
+Attach the VDI over NBD (any sheep: NBD ports $nbd_base_port-$((nbd_base_port + n - 1))):
+
+  qemu-img info nbd://127.0.0.1:$nbd_base_port/$demo_vdi
+  qemu-system-x86_64 -drive file=nbd://127.0.0.1:$nbd_base_port/$demo_vdi,format=raw,if=virtio ...
 
 Logs and data: $cluster_dir/node*/ (sheep.log, sheep.out)
 Stop it:       scripts/cluster.sh stop

@@ -16,6 +16,14 @@ packages=(
 	python3 procps iproute2 util-linux coreutils
 	# bench/backup.sh: the zstd CLI, mkfs.ext4 -d, /usr/bin/time
 	zstd e2fsprogs time
+	# NBD tests (122-124): real NBD clients (qemu-img/qemu-io, nbdinfo,
+	# nbdcopy, libnbd's Python binding, fio's nbd engine), nbdkit as a
+	# reference server, and the guest booted under TCG: qemu-system-x86 and
+	# tests/tools/mkguest.sh's initramfs (busybox-static, cpio, xz-utils for
+	# compressed modules; the kernel .deb is fetched with apt-get download
+	# and cached)
+	qemu-utils qemu-system-x86 libnbd-bin python3-libnbd nbdkit fio
+	busybox-static cpio xz-utils
 )
 
 missing=()

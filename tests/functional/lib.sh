@@ -130,6 +130,11 @@ aux_port() {
 	echo $((SD_PORT_BASE + SD_MAX_NODES + $1))
 }
 
+# nbd_port IDX: the NBD port of sheep IDX (start_sheep gives each its own).
+nbd_port() {
+	aux_port "$1"
+}
+
 node_dir() {
 	echo "$SD_TMP/n$1"
 }
@@ -142,8 +147,9 @@ need_pid() {
 }
 
 # start_sheep IDX [ARGS...]: start sheep IDX in the foreground of a background
-# job, on port_of IDX, zone IDX and the shared local-driver file. ARGS go
-# before the store directory. Call it from the test's own shell, not from a
+# job, on port_of IDX, NBD port nbd_port IDX, zone IDX and the shared
+# local-driver file. ARGS go before the store directory (a --nbd there
+# overrides the NBD port). Call it from the test's own shell, not from a
 # subshell: the sheep lives only as long as the shell that started it.
 start_sheep() {
 	local idx=$1
@@ -159,7 +165,8 @@ start_sheep() {
 	# (SIGKILL from a test runner), the sheep dies with it.
 	setpriv --pdeathsig KILL \
 		"$SHEEP" -f -c "local:$SD_TMP/shm" -p "$(port_of "$idx")" -z "$idx" \
-			-l "level=debug,dir=$dir" "$@" "$dir" \
+			-l "level=debug,dir=$dir" --nbd "port=$(nbd_port "$idx")" \
+			"$@" "$dir" \
 		>>"$SD_TMP/sheep$idx.out" 2>&1 &
 	SD_PIDS[idx]=$!
 }
