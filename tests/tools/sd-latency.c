@@ -3,7 +3,8 @@
  * machine for bench/nbd.sh. One sample is what the shortest durable write
  * path has to do: two loopback TCP round trips carrying a 4 KiB payload
  * (client to gateway, gateway to the replicas, which work in parallel) and
- * one 4 KiB pwrite + fdatasync on the file system the store lives on.
+ * one 4 KiB pwrite + fdatasync on the file system the store lives on, over
+ * blocks that already exist (the file is written and synced first).
  *
  * usage: sd-latency DIR [COUNT]
  * Prints "rtt2_us", "fdatasync_us" and "floor_us" (their sum per sample)
@@ -97,11 +98,23 @@ int main(int argc, char **argv)
 	}
 	snprintf(path, sizeof(path), "%s/sd-latency.XXXXXX", argv[1]);
 	fd = mkstemp(path);
-	if (fd < 0 || ftruncate(fd, FILE_SIZE) < 0) {
+	if (fd < 0) {
 		perror(path);
 		return 1;
 	}
 	unlink(path);
+	/* Written and synced first: the samples overwrite blocks that exist,
+	 * as writes into a VDI's allocated objects do. */
+	memset(buf, 0xa5, sizeof(buf));
+	for (off_t off = 0; off < FILE_SIZE; off += PAYLOAD)
+		if (pwrite(fd, buf, PAYLOAD, off) != PAYLOAD) {
+			perror("fill");
+			return 1;
+		}
+	if (fsync(fd) < 0) {
+		perror("fsync");
+		return 1;
+	}
 
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
