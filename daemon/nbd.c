@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sheepdog/client.h"
 #include "nbd.h"
 #include "nbd_export.h"
 #include "nbd_export_name.h"
@@ -1588,45 +1589,15 @@ static void *listener_main(void *arg)
 
 static int listen_tcp(const char *address, int port)
 {
-	struct addrinfo hints = {0}, *res, *ai;
-	char pstr[16];
-	int ret, err = EADDRINUSE;
+	int n = sd_listen_tcp(address, port, SOCK_CLOEXEC,
+			      srv.listen_fds + srv.nr_listen_fds,
+			      ARRAY_SIZE(srv.listen_fds) - srv.nr_listen_fds,
+			      "nbd: ");
 
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
-	snprintf(pstr, sizeof(pstr), "%d", port);
-	ret = getaddrinfo(address, pstr, &hints, &res);
-	if (ret) {
-		sd_err("nbd: invalid address %s: %s", address ?: "(any)",
-		       gai_strerror(ret));
-		return -EINVAL;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		int fd, one = 1;
-
-		if (srv.nr_listen_fds >= (int)ARRAY_SIZE(srv.listen_fds))
-			break;
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (ai->ai_family == AF_INET6)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
-				   sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-		    listen(fd, SOMAXCONN) < 0) {
-			err = errno;
-			sd_err("nbd: cannot listen on %s port %d: %m",
-			       ai->ai_family == AF_INET6 ? "IPv6" : "IPv4",
-			       port);
-			close(fd);
-			continue;
-		}
-		srv.listen_fds[srv.nr_listen_fds++] = fd;
-	}
-	freeaddrinfo(res);
-	return srv.nr_listen_fds ? 0 : -err;
+	if (n < 0)
+		return n;
+	srv.nr_listen_fds += n;
+	return 0;
 }
 
 int nbd_init(const char *address, int port, unsigned int max_conns)

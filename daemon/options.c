@@ -177,34 +177,54 @@ static int check_addr(const char *v)
 	return str_to_addr(v, a);
 }
 
-/* -l level=L,dir=D,format=F,dst=T (a bare level is accepted too). */
-static int parse_log_opt(struct sheep_opts *o, const char *arg)
+/* One key of a KEY=VALUE,... option and what sets it. */
+struct subopt {
+	const char *key;
+	int (*set)(struct sheep_opts *o, const char *v);
+};
+
+/*
+ * "KEY=VALUE,KEY=VALUE,..." against table (NULL-key ended); a bare VALUE
+ * goes to the first entry. 0, or -EINVAL for an unknown key or a bad value.
+ */
+static int parse_subopts(struct sheep_opts *o, const char *arg,
+			 const struct subopt *table)
 {
 	char *s = xstrdup(arg), *save = NULL, *tok;
 	int ret = 0;
 
 	for (tok = strtok_r(s, ",", &save); tok && !ret;
 	     tok = strtok_r(NULL, ",", &save)) {
+		const struct subopt *e = table;
 		char *eq = strchr(tok, '=');
 
 		if (!eq) {
-			ret = set_log_level(o, tok);
+			ret = table->set(o, tok);
 			continue;
 		}
 		*eq++ = '\0';
-		if (!strcmp(tok, "level"))
-			ret = set_log_level(o, eq);
-		else if (!strcmp(tok, "dir"))
-			ret = copy_str(o->log_dir, sizeof(o->log_dir), eq);
-		else if (!strcmp(tok, "format"))
-			ret = set_log_format(o, eq);
-		else if (!strcmp(tok, "dst"))
-			ret = set_log_dst(o, eq);
-		else
-			ret = -EINVAL;
+		while (e->key && strcmp(e->key, tok))
+			e++;
+		ret = e->key ? e->set(o, eq) : -EINVAL;
 	}
 	free(s);
 	return ret;
+}
+
+static int set_log_dir(struct sheep_opts *o, const char *v)
+{
+	return copy_str(o->log_dir, sizeof(o->log_dir), v);
+}
+
+/* -l level=L,dir=D,format=F,dst=T (a bare level is accepted too). */
+static int parse_log_opt(struct sheep_opts *o, const char *arg)
+{
+	static const struct subopt keys[] = {
+	    {"level", set_log_level}, {"dir", set_log_dir},
+	    {"format", set_log_format}, {"dst", set_log_dst}, {NULL, NULL},
+	};
+
+	return parse_subopts(o, arg, keys);
 }
 
 /*
@@ -279,29 +299,12 @@ static int set_nbd_max_conns(struct sheep_opts *o, const char *v)
 /* --nbd port=N,address=IP,max-connections=N (a bare number is the port). */
 static int parse_nbd_opt(struct sheep_opts *o, const char *arg)
 {
-	char *s = xstrdup(arg), *save = NULL, *tok;
-	int ret = 0;
+	static const struct subopt keys[] = {
+	    {"port", set_nbd_port}, {"address", set_nbd_address},
+	    {"max-connections", set_nbd_max_conns}, {NULL, NULL},
+	};
 
-	for (tok = strtok_r(s, ",", &save); tok && !ret;
-	     tok = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(tok, '=');
-
-		if (!eq) {
-			ret = set_nbd_port(o, tok);
-			continue;
-		}
-		*eq++ = '\0';
-		if (!strcmp(tok, "port"))
-			ret = set_nbd_port(o, eq);
-		else if (!strcmp(tok, "address"))
-			ret = set_nbd_address(o, eq);
-		else if (!strcmp(tok, "max-connections"))
-			ret = set_nbd_max_conns(o, eq);
-		else
-			ret = -EINVAL;
-	}
-	free(s);
-	return ret;
+	return parse_subopts(o, arg, keys);
 }
 
 static int conf_set(struct sheep_opts *o, const char *name, const char *value)
@@ -323,7 +326,7 @@ static int conf_set(struct sheep_opts *o, const char *name, const char *value)
 	if (!strcmp(name, "log_level"))
 		return set_log_level(o, value);
 	if (!strcmp(name, "log_dir"))
-		return copy_str(o->log_dir, sizeof(o->log_dir), value);
+		return set_log_dir(o, value);
 	if (!strcmp(name, "log_format"))
 		return set_log_format(o, value);
 	if (!strcmp(name, "log_destination"))

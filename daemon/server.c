@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "sheep.h"
+#include "sheepdog/client.h"
 #include "sheepdog/le.h"
 
 /* Requests in flight per connection before we stop reading from it. */
@@ -607,43 +608,18 @@ static int add_listener(int fd, bool is_unix)
 
 static int listen_tcp(const char *bindaddr, int port)
 {
-	struct addrinfo hints = { 0 }, *res, *ai;
-	char pstr[16];
-	int ret, nr = 0;
+	int fds[ARRAY_SIZE(listen_fds)], n, nr = 0;
 
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
-	snprintf(pstr, sizeof(pstr), "%d", port);
-	ret = getaddrinfo(bindaddr, pstr, &hints, &res);
-	if (ret) {
-		sd_err("invalid bind address %s: %s", bindaddr ?: "(any)",
-		       gai_strerror(ret));
-		return -EINVAL;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		int fd, one = 1;
-
-		fd = socket(ai->ai_family,
-			    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (ai->ai_family == AF_INET6)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
-				   sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-		    listen(fd, SOMAXCONN) < 0) {
-			sd_err("cannot listen on port %d: %m", port);
-			close(fd);
-			continue;
-		}
-		if (add_listener(fd, false) == 0)
+	n = sd_listen_tcp(bindaddr, port, SOCK_NONBLOCK | SOCK_CLOEXEC, fds,
+			  ARRAY_SIZE(fds) - nr_listen_fds, "");
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		if (add_listener(fds[i], false) == 0)
 			nr++;
 		else
-			close(fd);
+			close(fds[i]);
 	}
-	freeaddrinfo(res);
 	return nr ? 0 : -EADDRINUSE;
 }
 

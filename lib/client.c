@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "sheepdog/client.h"
+#include "sheepdog/log.h"
 
 int sd_connect(const char *host, int port)
 {
@@ -191,4 +192,46 @@ int sd_exec(int fd, const struct sd_req *req, const void *wdata, void *rdata,
 	if (ret)
 		return ret;
 	return sd_recv_rsp(fd, rsp, rdata, rlen);
+}
+
+int sd_listen_tcp(const char *address, int port, int sock_flags, int *fds,
+		  int max, const char *who)
+{
+	struct addrinfo hints = {0}, *res, *ai;
+	char pstr[16];
+	int ret, nr = 0, err = EADDRINUSE;
+
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+	snprintf(pstr, sizeof(pstr), "%d", port);
+	ret = getaddrinfo(address, pstr, &hints, &res);
+	if (ret) {
+		sd_err("%sinvalid address %s: %s", who, address ?: "(any)",
+		       gai_strerror(ret));
+		return -EINVAL;
+	}
+	for (ai = res; ai && nr < max; ai = ai->ai_next) {
+		int fd, one = 1;
+
+		fd = socket(ai->ai_family, ai->ai_socktype | sock_flags, 0);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+				   sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		    listen(fd, SOMAXCONN) < 0) {
+			err = errno;
+			sd_err("%scannot listen on %s port %d: %m", who,
+			       ai->ai_family == AF_INET6 ? "IPv6" : "IPv4",
+			       port);
+			close(fd);
+			continue;
+		}
+		fds[nr++] = fd;
+	}
+	freeaddrinfo(res);
+	return nr ? nr : -err;
 }

@@ -13,6 +13,15 @@
 
 /* Connect over TCP (host name or address) with TCP_NODELAY. fd or -errno. */
 int sd_connect(const char *host, int port);
+/*
+ * Listen on port at address (NULL: every address, IPv4 and IPv6 apart),
+ * with SO_REUSEADDR; sock_flags are added to SOCK_STREAM (SOCK_NONBLOCK,
+ * SOCK_CLOEXEC). Up to max descriptors go to fds. The number of them, or
+ * -errno when none could be opened; each failure is logged, prefixed with
+ * who.
+ */
+int sd_listen_tcp(const char *address, int port, int sock_flags, int *fds,
+		  int max, const char *who);
 /* Connect to a sheep's unix socket. fd or -errno. */
 int sd_connect_unix(const char *path);
 
