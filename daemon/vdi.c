@@ -783,6 +783,7 @@ int vdi_new_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
  */
 int vdi_del_work(struct request *req)
 {
+	struct node_id owner;
 	struct vdi_query q;
 	struct vdi_found f;
 	struct sd_inode_header h;
@@ -796,6 +797,15 @@ int vdi_del_work(struct request *req)
 		return ret;
 	h = f.inode;
 	req->rp.vdi.vdi_id = f.vid;
+	/* A VDI in use (an NBD writer, a client's lock) is not deleted
+	 * under it; `dog vdi lock unlock` first. */
+	if (vdi_lock_state(f.vid, &owner) == 2) {
+		char a[64];
+
+		sd_warn("VDI %s: vid %" PRIx32 " is locked by %s: not deleted",
+			q.name, f.vid, node_addr_to_str(&owner, a, sizeof(a)));
+		return SD_RES_VDI_LOCKED;
+	}
 
 	ret = vdi_read_index(f.vid, &h, 0, UINT32_MAX, &refs);
 	if (ret != SD_RES_SUCCESS) {

@@ -134,6 +134,10 @@ struct dog_attr_result dog_find_attr(const char *name, uint32_t snapid,
 int dog_read_attr_value(uint64_t oid, uint8_t *obj, uint32_t *value_len);
 int vdi_getattr(int argc, char **argv);
 int vdi_lock(int argc, char **argv);
+/* Is vid locked by a writer (an NBD export, a client's LOCK_VDI)? 1 with
+ * the owner node in owner, 0 if not, -1 when the states could not be read
+ * (message printed). */
+int dog_vdi_lock_owner(uint32_t vid, char *owner, size_t len);
 int vdi_alter_copy(int argc, char **argv);
 
 /* "dog vdi backup" and "restore" (vdi_backup.c) and their options:

@@ -475,7 +475,7 @@ static bool zero_vdi_index(uint32_t vid, const struct sd_inode_header *h,
 
 void dog_delete_vdi(const char *name, uint32_t snapid, const char *tag)
 {
-	char data[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN] = {0};
+	char data[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN] = {0}, owner[96] = "";
 	struct sd_inode_header h;
 	struct vdi_index ix;
 	struct sd_req req;
@@ -485,6 +485,15 @@ void dog_delete_vdi(const char *name, uint32_t snapid, const char *tag)
 	if (dog_open_vdi(name, snapid, tag, &vid, &h, &ix) !=
 	    EXIT_SUCCESS)
 		return;
+	/* Checked before the index is zeroed: a VDI in use stays whole. */
+	if (dog_vdi_lock_owner(vid, owner, sizeof(owner)) != 0) {
+		if (owner[0])
+			sd_err("Failed to delete %s: it is in use, locked by "
+			       "%s ('dog vdi lock unlock %s' breaks the lock)",
+			       name, owner, name);
+		vdi_index_free(&ix);
+		return;
+	}
 	if (h.store_policy == 0 && !zero_vdi_index(vid, &h, &ix)) {
 		vdi_index_free(&ix);
 		return;

@@ -947,6 +947,27 @@ static void print_participants(const uint8_t *raw)
 	}
 }
 
+int dog_vdi_lock_owner(uint32_t vid, char *owner, size_t len)
+{
+	size_t nr;
+	uint8_t *states = read_vdi_states(&nr);
+	int ret = 0;
+
+	if (!states)
+		return -1;
+	for (size_t i = 0; i < nr; i++) {
+		struct vdi_state s;
+
+		vdi_state_decode(states + i * SD_VDI_STATE_SIZE, &s);
+		if (s.vid != vid || s.lock_state != LOCK_STATE_LOCKED)
+			continue;
+		node_addr_to_str(&s.lock_owner, owner, len);
+		ret = 1;
+	}
+	free(states);
+	return ret;
+}
+
 static int lock_list(void)
 {
 	size_t nr;

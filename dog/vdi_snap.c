@@ -239,6 +239,19 @@ int vdi_rollback(int argc, char **argv)
 			   &base_vid, &h, NULL);
 	if (ret != EXIT_SUCCESS)
 		return ret;
+	ret = dog_find_vdi(name, 0, "", &new_vid);
+	if (ret == SD_RES_SUCCESS) {
+		char owner[96];
+
+		/* the working VDI goes: not while a writer uses it */
+		if (dog_vdi_lock_owner(new_vid, owner, sizeof(owner)) == 1) {
+			sd_err("Failed to rollback VDI %s: it is in use, locked "
+			       "by %s ('dog vdi lock unlock %s' breaks the "
+			       "lock)",
+			       name, owner, name);
+			return EXIT_FAILURE;
+		}
+	}
 	if (!vdi_cmd.force)
 		confirm("This operation discards any changes made since the "
 			"previous\nsnapshot was taken.  Continue? [yes/no]: ");

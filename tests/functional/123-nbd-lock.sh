@@ -177,6 +177,33 @@ echo "refused: nbdinfo said: $(tr '\n' ' ' <<<"$out")"
 echo "refused: libnbd said: $HOLDER_STATE"
 locked_by 0 || fail "the refused writers changed the lock: '$(lock_row)'"
 
+# A VDI in use is not deleted, rolled back or restored over under its
+# writer: each is refused, naming the lock, before anything changes.
+dog_p 0 vdi backup -s base vm "$SD_TMP/base.full" || fail "backup of vm@base failed"
+before=$(dog_p 0 vdi list -r)
+out=$(dog_p 1 vdi delete vm 2>&1)
+[[ $out == *"Failed to delete vm: it is in use, locked by 127.0.0.1:$(port_of 0)"* ]] ||
+	fail "vdi delete of the locked vm said: $out"
+out=$(dog_p 2 vdi rollback -f -s base vm 2>&1) && fail "rollback of the locked vm succeeded: $out"
+[[ $out == *"Failed to rollback VDI vm: it is in use"* ]] || fail "rollback of the locked vm said: $out"
+assert_exit 1 dog_p 1 vdi restore -s base vm "$SD_TMP/base.full"
+# The sheep itself refuses DEL_VDI of a locked VDI, whoever sends it.
+python3 - "$SD_SOURCE_DIR/tests/functional" "$(port_of 2)" <<'PY' ||
+import sys
+sys.path.insert(0, sys.argv[1])
+import sdproto as sd
+with sd.Conn(int(sys.argv[2])) as c:
+    rsp, _ = c.request(sd.Request(sd.OP_DEL_VDI, sd.vdi_name_payload("vm"),
+                                  flags=sd.FLAG_WRITE, body=sd.vdi_body()))
+    if rsp.result != sd.RES_VDI_LOCKED:
+        sys.exit("DEL_VDI of the locked vm answered %s" % sd.result_name(rsp.result))
+PY
+	fail "a raw DEL_VDI of the locked vm was not refused with VDI_LOCKED"
+assert_eq "$before" "$(dog_p 0 vdi list -r)" "vdi list after the refused delete, rollback and restore"
+holder_ok a read $((4 * M)) 65536
+assert_eq "ok $(md5_of_byte aa 65536)" "$REPLY" "the writer's data after the refusals"
+locked_by 0 || fail "the refusals changed the lock: '$(lock_row)'"
+
 # Listing the exports while one is in use still works: NBD_OPT_INFO (which
 # nbdinfo --list sends for every export) only looks and needs no lock. (Bug
 # found here: nbd.c's open_export opened the export for writing, taking the
