@@ -233,6 +233,31 @@ static bool i_am_master(void)
 }
 
 /* The master answers every pending join, in order. */
+/* Append the LEAVE of the member that joiner replaces; false if none. */
+static bool leave_replaced_member(const struct member *joiner)
+{
+	for (int i = 0; i < nr_members; i++) {
+		struct member *m = &members[i];
+		uint8_t pidbuf[4];
+		char a[64];
+
+		if (!node_id_eq(&m->node.nid, &joiner->node.nid))
+			continue;
+		if (m->leave_sent)
+			return true;
+		m->leave_sent = true;
+		put_le32(pidbuf, m->pid);
+		sd_warn("%s joins again as pid %u: its previous process (pid "
+			"%u) is gone",
+			node_addr_to_str(&m->node.nid, a, sizeof(a)),
+			joiner->pid, m->pid);
+		append_rec(REC_LEAVE, m->join_seq, 0, &m->node, pidbuf, 4,
+			   false, NULL);
+		return true;
+	}
+	return false;
+}
+
 static void handle_pending_joins(void)
 {
 	while (i_am_master() && nr_pending) {
@@ -244,6 +269,21 @@ static void handle_pending_joins(void)
 		uint64_t seq = pj->m.join_seq;
 		int ret;
 
+		/*
+		 * A member with the joiner's address and port is a dead
+		 * process nobody has noticed yet (two live sheep cannot
+		 * listen on one port): a sheep killed and started again at
+		 * once. Its LEAVE goes into the log before the join is
+		 * answered, so every sheep sees it leave, then the new
+		 * process join, and no ring ever holds one node twice.
+		 */
+		if (leave_replaced_member(&pj->m)) {
+			free(buf);
+			/* Reading the LEAVE answers the join, or the next
+			 * tick does: never spin here. */
+			process_new_records();
+			break;
+		}
 		res = sd_join_handler(&pj->m.node, member_nodes(), nr_members,
 				      pj->payload, pj->len, buf, &len);
 		ret = append_rec(REC_ACCEPT, seq,
@@ -290,6 +330,21 @@ static void remove_pending_at(int i)
 	memmove(&pending[i], &pending[i + 1],
 		(nr_pending - i - 1) * sizeof(*pending));
 	nr_pending--;
+}
+
+/* Member i leaves: its blocks go, and the group hears of it. */
+static void remove_member_at(int i)
+{
+	struct member m = members[i];
+
+	memmove(&members[i], &members[i + 1],
+		(nr_members - i - 1) * sizeof(*members));
+	nr_members--;
+	for (int b = nr_blocks - 1; b >= 0; b--)
+		if (blocks[b].pid == m.pid && blocks[b].join_seq == m.join_seq)
+			remove_block_at(b);
+	if (joined && m.pid != my_pid)
+		sd_leave_handler(&m.node, member_nodes(), nr_members);
 }
 
 static void apply_rec(const struct rec *r)
@@ -347,22 +402,8 @@ static void apply_rec(const struct rec *r)
 		if (r->len < 4)
 			break;
 		i = find_member(get_le32(r->payload), r->ref);
-		if (i < 0)
-			break;
-		{
-			struct member m = members[i];
-
-			memmove(&members[i], &members[i + 1],
-				(nr_members - i - 1) * sizeof(*members));
-			nr_members--;
-			for (int b = nr_blocks - 1; b >= 0; b--)
-				if (blocks[b].pid == m.pid &&
-				    blocks[b].join_seq == m.join_seq)
-					remove_block_at(b);
-			if (joined && m.pid != my_pid)
-				sd_leave_handler(&m.node, member_nodes(),
-						 nr_members);
-		}
+		if (i >= 0)
+			remove_member_at(i);
 		break;
 	case REC_NOTIFY:
 		if (joined)
