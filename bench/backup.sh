@@ -48,7 +48,7 @@ pids=()
 
 for tool in zstd mkfs.ext4 /usr/bin/time; do
 	command -v "$tool" >/dev/null ||
-		{ echo "backup bench: $tool is missing (scripts/deps.sh)" >&2; exit 1; }
+		{ echo "backup bench: $tool is missing (scripts/deps.sh --tests)" >&2; exit 1; }
 done
 
 cleanup() {

@@ -36,7 +36,7 @@ results=$top/bench/results/nbd.txt
 
 for tool in fio nbdkit qemu-nbd qemu-img nbdcopy; do
 	command -v "$tool" >/dev/null ||
-		{ echo "nbd bench: $tool is missing (scripts/deps.sh)" >&2; exit 1; }
+		{ echo "nbd bench: $tool is missing (scripts/deps.sh --tests)" >&2; exit 1; }
 done
 
 cleanup() {

@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages needed to build Sheepdog and run its test
-# suite. Packages already installed are left alone: when nothing is missing,
-# apt is not touched at all, so running this again is cheap and offline-safe.
+# Installs the Debian 12 packages needed to build and run Sheepdog; with
+# --tests also what the test suite and the benchmarks run (QEMU, the NBD
+# clients, fio, ...). Packages already installed are left alone: when
+# nothing is missing, apt is not touched at all, so running this again is
+# cheap and offline-safe.
 set -euo pipefail
+
+case ${1:-} in
+"" | --tests) ;;
+*)
+	echo "usage: $0 [--tests]" >&2
+	exit 64
+	;;
+esac
 
 packages=(
 	# toolchain and build system
@@ -14,6 +24,8 @@ packages=(
 	# what the scripts and functional tests run: python3 (free-port probe),
 	# procps (ps), iproute2 (ss), util-linux (setsid), coreutils (timeout)
 	python3 procps iproute2 util-linux coreutils
+)
+test_packages=(
 	# bench/backup.sh: the zstd CLI, mkfs.ext4 -d, /usr/bin/time
 	zstd e2fsprogs time
 	# NBD tests (122-124): real NBD clients (qemu-img/qemu-io, nbdinfo,
@@ -25,6 +37,9 @@ packages=(
 	qemu-utils qemu-system-x86 libnbd-bin python3-libnbd nbdkit fio
 	busybox-static cpio xz-utils
 )
+if [[ ${1:-} == --tests ]]; then
+	packages+=("${test_packages[@]}")
+fi
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -23,7 +23,7 @@
 
 for t in qemu-img nbdinfo nbdcopy fio; do
 	command -v "$t" >/dev/null 2>&1 || {
-		echo "SKIP: $SD_TEST_NAME: $t is not installed (scripts/deps.sh installs it)"
+		echo "SKIP: $SD_TEST_NAME: $t is not installed (scripts/deps.sh --tests installs it)"
 		exit 77
 	}
 done

@@ -14,7 +14,7 @@
 
 for t in qemu-system-x86_64 dpkg-deb cpio nbdinfo; do
 	command -v "$t" >/dev/null 2>&1 || {
-		echo "SKIP: $SD_TEST_NAME: $t is not installed (scripts/deps.sh installs it)"
+		echo "SKIP: $SD_TEST_NAME: $t is not installed (scripts/deps.sh --tests installs it)"
 		exit 77
 	}
 done

@@ -9,7 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 
 command -v fio >/dev/null 2>&1 || {
-	echo "SKIP: $SD_TEST_NAME: fio is not installed (scripts/deps.sh installs it)"
+	echo "SKIP: $SD_TEST_NAME: fio is not installed (scripts/deps.sh --tests installs it)"
 	exit 77
 }
 

@@ -13,7 +13,7 @@
 # libnbd's Python binding (python3-libnbd) is built for Debian's python3.
 PY=/usr/bin/python3
 "$PY" -c 'import nbd' 2>/dev/null || {
-	echo "SKIP: $SD_TEST_NAME: python3-libnbd is not installed (scripts/deps.sh installs it)"
+	echo "SKIP: $SD_TEST_NAME: python3-libnbd is not installed (scripts/deps.sh --tests installs it)"
 	exit 77
 }
 TOOL=$SD_BUILD_DIR/sheepdog-backup
