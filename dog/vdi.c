@@ -10,7 +10,9 @@
  *
  * vdi read and write keep several object requests in flight on the one
  * connection (replies may come back in any order, matched by id), moving
- * stdin and stdout in pieces of up to 4 MiB.
+ * stdin and stdout in pieces of up to 4 MiB. Both are sparse-aware: holes
+ * read as zeros without a request, and zeros written where no object is
+ * allocated allocate nothing.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -179,6 +181,11 @@ static int send_slot_update(struct io_queue *q, struct io_req *r,
 	return io_send(q, r, &req, r->slot);
 }
 
+static bool buf_is_zero(const uint8_t *buf, size_t len)
+{
+	return !len || (!buf[0] && !memcmp(buf, buf + 1, len - 1));
+}
+
 /* Fill and send the next piece. 0, or -1 on a stdin or transport error. */
 static int send_write_piece(struct io_queue *q, struct io_req *r,
 			    struct write_job *job, uint64_t *pending_idx)
@@ -227,6 +234,18 @@ static int send_write_piece(struct io_queue *q, struct io_req *r,
 		}
 	} else {
 		memset(io_buf(r), 0, len);
+	}
+
+	/*
+	 * Zeros bound for an unallocated object are already what it reads:
+	 * nothing is sent, and an image's free space stays unallocated. (A
+	 * later piece of the same object creates it zero-filled.)
+	 */
+	if (!slot && buf_is_zero(r->buf, len)) {
+		job->pos += len;
+		if (job->progress)
+			progress_add(job->progress, len);
+		return 0;
 	}
 
 	if (slot == job->vid) {

@@ -193,6 +193,17 @@ dog_p 0 vdi list -r single >"$SD_TMP/list"
 awk '$1 == "=" || $1 == "c" || $1 == "s" { print $9 }' "$SD_TMP/list" | sort -u |
 	grep -qx 1 || fail "restore -c 1: $(cat "$SD_TMP/list")"
 
+# ---- vdi write is sparse-aware: zeros allocate nothing ----
+assert_exit 0 dog_p 0 vdi create sparse $SIZE
+dog_p 1 vdi write sparse <"$SD_TMP/p0" || fail "write of p0 into sparse failed"
+dog_p 2 vdi read sparse | cmp -s - "$SD_TMP/p0" || fail "sparse reads back wrong"
+for idx in 4 5; do
+	dog_p 0 vdi object location -i $idx sparse | grep -q "not allocated" ||
+		fail "writing zeros allocated object $idx of sparse"
+done
+dog_p 0 vdi object location -i 3 sparse | grep -q "not allocated" &&
+	fail "object 3 of sparse (data) is not allocated"
+
 # ---- usage errors ----
 assert_exit 64 dog_p 0 vdi backup vm "$B/x"
 [[ ! -e $B/x ]] || fail "a refused backup left a file"
