@@ -150,8 +150,7 @@ done
 # one byte changed in the compressed stream, early, middle and late
 for at in 20 $((inc2_size / 2)) $((inc2_size - 10)); do
 	cp "$B/inc2" "$SD_TMP/bad"
-	printf '\x5a' | dd of="$SD_TMP/bad" bs=1 seek=$at conv=notrunc status=none
-	cmp -s "$SD_TMP/bad" "$B/inc2" && continue
+	flip_byte "$SD_TMP/bad" $at
 	refuse 1 "The backup file is corrupted" -s p1 vm <"$SD_TMP/bad"
 done
 # not a stream at all

@@ -224,7 +224,7 @@ grep -q "cannot run $SD_TMP/no-such-dog: No such file or directory" "$SD_TMP/err
 write_conf 1 1
 
 # --- a damaged stream fails verify, and its restore creates nothing ----------
-printf '\xff' | dd of="$BK/vm1/$file4" bs=1 seek=$((size2 / 2)) conv=notrunc status=none
+flip_byte "$BK/vm1/$file4" $(($(stat -c %s "$BK/vm1/$file4") / 2))
 tool verify
 assert_eq 1 "$st" "verify of a damaged stream"
 grep -q "point 4" "$SD_TMP/err" || fail "verify does not name the damaged point"

@@ -287,6 +287,16 @@ assert_eq() {
 	[[ $1 == "$2" ]] || fail "${3:-values differ}: expected '$1', got '$2'"
 }
 
+# flip_byte FILE OFFSET: invert every bit of the byte at OFFSET, so the file
+# is certain to change (writing a fixed byte may leave it as it was).
+flip_byte() {
+	local b
+	(($2 < $(stat -c %s "$1"))) || fail "flip_byte: offset $2 is past the end of $1"
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "\\$(printf %03o $((b ^ 255)))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
 # assert_exit CODE CMD...: CMD must exit with CODE.
 assert_exit() {
 	local want=$1 got=0
