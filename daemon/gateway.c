@@ -442,6 +442,41 @@ static int read_once(struct vnode_info *vi, struct request *req, bool *retry)
 	return ret;
 }
 
+/*
+ * Where a read of oid can be served without waiting, for an event loop
+ * (the NBD server's fast path): GW_ROUTE_LOCAL when this node holds it and
+ * may read it now, GW_ROUTE_PEER with the epoch and a remote holder (picked
+ * at random, to spread reads) otherwise, 0 when only gateway_read_obj can
+ * tell (no cluster yet, recovery under way, no holder).
+ */
+int gateway_read_route(uint64_t oid, uint32_t *epoch, struct node_id *nid)
+{
+	int idx[SD_MAX_COPIES], nr, ret = 0;
+	struct vnode_info *vi;
+
+	if (sys->status != SD_STATUS_OK || !oid_is_valid(oid))
+		return 0;
+	vi = get_vnode_info();
+	if (!vi)
+		return 0;
+	nr = vi->ring->nr_zones
+		     ? ring_oid_to_nodes(vi->ring, oid, get_obj_copies(oid), idx)
+		     : 0;
+	for (int i = 0; i < nr; i++)
+		if (is_me(&vi->ring->nodes[idx[i]])) {
+			ret = recovery_swept(vi->epoch) ? GW_ROUTE_LOCAL : 0;
+			goto out;
+		}
+	if (nr > 0) {
+		*nid = vi->ring->nodes[idx[rand() % nr]].nid;
+		*epoch = vi->epoch;
+		ret = GW_ROUTE_PEER;
+	}
+out:
+	put_vnode_info(vi);
+	return ret;
+}
+
 int gateway_read_obj(struct request *req)
 {
 	uint64_t start = now_ms(), obj_size;

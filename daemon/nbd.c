@@ -37,6 +37,7 @@
 #include "nbd.h"
 #include "nbd_export.h"
 #include "nbd_export_name.h"
+#include "peer_reads.h"
 #include "sheep.h"
 #include "sheepdog/nbd.h"
 
@@ -103,6 +104,8 @@ struct nbd_req {
 	uint32_t charged;    /* bytes taken from NBD_RX_BUDGET */
 	uint32_t nr_extents; /* BLOCK_STATUS: descriptors at data + 4 */
 	uint64_t queued_us;  /* when it was queued for a worker */
+	struct peer_read pr; /* a fast read in flight to a peer */
+	uint8_t rhdr[NBD_STRUCTURED_REPLY_SIZE + 8]; /* its reply header */
 };
 
 struct nbd_conn {
@@ -125,6 +128,12 @@ struct nbd_conn {
 	pthread_cond_t cond;
 	int inflight;
 	struct nbd_req *free_reqs;
+
+	/* The fast read path, the reader thread's alone: reads sent to
+	 * peers, and answered reads whose replies go out together. */
+	struct peer_reads *prs;
+	struct nbd_req *ready, **ready_tail;
+	unsigned nr_ready;
 
 	pthread_mutex_t send_lock;
 	atomic_bool broken; /* a send failed: the stream is lost */
@@ -951,13 +960,17 @@ static void send_error(struct nbd_conn *c, const struct nbd_hdr *h, int err,
 	conn_send(c, iov, 2);
 }
 
-/* A request that succeeded. */
-static void send_ok(struct nbd_conn *c, const struct nbd_req *r)
+/* The reply of a request that succeeded, in hdr and iov; the number of
+ * iovecs used. */
+static int reply_iov(const struct nbd_conn *c, const struct nbd_req *r,
+		     uint8_t hdr[NBD_STRUCTURED_REPLY_SIZE + 8],
+		     struct iovec iov[2])
 {
 	const struct nbd_hdr *h = &r->h;
-	uint8_t hdr[NBD_STRUCTURED_REPLY_SIZE + 8];
-	struct iovec iov[2] = {{hdr, 0}, {r->data, 0}};
 
+	iov[0].iov_base = hdr;
+	iov[1].iov_base = r->data;
+	iov[1].iov_len = 0;
 	if (h->type == NBD_CMD_READ && c->structured) {
 		/* One OFFSET_DATA chunk for the whole read. */
 		put32(hdr, NBD_STRUCTURED_REPLY_MAGIC);
@@ -986,7 +999,16 @@ static void send_ok(struct nbd_conn *c, const struct nbd_req *r)
 		if (h->type == NBD_CMD_READ)
 			iov[1].iov_len = h->len;
 	}
-	conn_send(c, iov, iov[1].iov_len ? 2 : 1);
+	return iov[1].iov_len ? 2 : 1;
+}
+
+/* A request that succeeded. */
+static void send_ok(struct nbd_conn *c, const struct nbd_req *r)
+{
+	uint8_t hdr[NBD_STRUCTURED_REPLY_SIZE + 8];
+	struct iovec iov[2];
+
+	conn_send(c, iov, reply_iov(c, r, hdr, iov));
 }
 
 /*
@@ -1309,14 +1331,145 @@ static void pool_queue(struct nbd_req *r)
 	pthread_mutex_unlock(&pool.lock);
 }
 
+/* ---- the fast read path ----
+ *
+ * A READ that fits in one object is served by the connection's own thread
+ * when that needs no waiting: a hole is zeros, a local object in the page
+ * cache is read at once, and a remote one is sent to its holder on the
+ * thread's pipelined peer connection (peer_reads.c) together with the
+ * other reads of the burst. Replies go back to the client in batches.
+ * That saves the thread switches of the worker pool, which at 4 KiB are
+ * most of a read's cost on a small host. Whatever cannot be served so
+ * (a disk read, a peer that failed or moved to another epoch, a missing
+ * object) goes to the pool, where the full gateway path handles it.
+ */
+
+/* Fast replies sent with one sendmsg at most. */
+#define NBD_READY_BATCH 32
+
+/* Send the replies of the answered fast reads. */
+static void ready_send(struct nbd_conn *c)
+{
+	struct iovec iov[2 * NBD_READY_BATCH];
+	struct nbd_req *r, *next;
+	int cnt = 0;
+
+	if (!c->ready)
+		return;
+	for (r = c->ready; r; r = r->next)
+		cnt += reply_iov(c, r, r->rhdr, iov + cnt);
+	conn_send(c, iov, cnt);
+	for (r = c->ready; r; r = next) {
+		next = r->next;
+		put_req(c, r, true);
+	}
+	c->ready = NULL;
+	c->ready_tail = &c->ready;
+	c->nr_ready = 0;
+}
+
+static void ready_add(struct nbd_conn *c, struct nbd_req *r)
+{
+	r->next = NULL;
+	*c->ready_tail = r;
+	c->ready_tail = &r->next;
+	if (++c->nr_ready == NBD_READY_BATCH)
+		ready_send(c);
+}
+
+/* A peer's answer to a fast read; a failure takes the full path. */
+static void fast_done(struct peer_read *pr, int result, void *arg)
+{
+	struct nbd_conn *c = arg;
+	struct nbd_req *r = container_of(pr, struct nbd_req, pr);
+
+	if (result == SD_RES_SUCCESS)
+		ready_add(c, r);
+	else
+		pool_queue(r);
+}
+
+/* true if the fast path took r (answered it, or sent it to a peer). */
+static bool fast_read(struct nbd_conn *c, struct nbd_req *r)
+{
+	uint32_t obj_off, epoch;
+	struct node_id nid;
+	uint64_t oid;
+
+	if (!c->prs || r->h.len > PEER_READS_MAX_LEN ||
+	    nbd_export_read_target(c->exp, r->h.offset, r->h.len, &oid,
+				   &obj_off) <= 0)
+		return false;
+	if (!oid) {
+		memset(r->data, 0, r->h.len);
+		ready_add(c, r);
+		return true;
+	}
+	switch (gateway_read_route(oid, &epoch, &nid)) {
+	case GW_ROUTE_LOCAL:
+		if (!store_read_nowait(oid, obj_off, r->h.len, r->data))
+			return false;
+		ready_add(c, r);
+		return true;
+	case GW_ROUTE_PEER:
+		r->pr.len = r->h.len;
+		r->pr.buf = r->data;
+		return peer_reads_add(c->prs, &nid, epoch, oid, obj_off,
+				      &r->pr);
+	default:
+		return false;
+	}
+}
+
+/*
+ * Send what the fast path queued and answer what it finished; then, while
+ * reads are out at peers, wait for their answers, and (with client) for
+ * the client's next request, which ends the wait. Without client, one
+ * round of at most 10 ms.
+ */
+static void fast_wait(struct nbd_conn *c, bool client)
+{
+	if (!c->prs)
+		return;
+	peer_reads_flush(c->prs);
+	ready_send(c);
+	while (peer_reads_pending(c->prs)) {
+		struct pollfd pfd[1 + PEER_READS_MAX_PEERS];
+		int n = 0, np;
+
+		if (client) {
+			pfd[0].fd = c->fd;
+			pfd[0].events = POLLIN;
+			pfd[0].revents = 0;
+			n = 1;
+		}
+		np = peer_reads_pollfds(c->prs, pfd + n, PEER_READS_MAX_PEERS);
+		if (poll(pfd, n + np, client ? -1 : 10) < 0 && errno != EINTR) {
+			sd_warn("nbd: %s: poll: %m", c->peer);
+			peer_reads_abort(c->prs);
+		}
+		peer_reads_handle(c->prs, pfd + n, np);
+		ready_send(c);
+		if (!client || pfd[0].revents)
+			return;
+	}
+}
+
 /* ---- one connection ---- */
 
 /* Wait until the connection may have another request in flight. */
 static void wait_for_slot(struct nbd_conn *c)
 {
 	pthread_mutex_lock(&c->lock);
-	while (c->inflight >= NBD_MAX_INFLIGHT)
+	while (c->inflight >= NBD_MAX_INFLIGHT) {
+		if (c->prs && (peer_reads_pending(c->prs) || c->ready)) {
+			pthread_mutex_unlock(&c->lock);
+			fast_wait(c, false);
+			pthread_mutex_lock(&c->lock);
+			continue;
+		}
 		pthread_cond_wait(&c->cond, &c->lock);
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -1354,6 +1507,9 @@ static int refuse_request(struct nbd_conn *c, const struct nbd_hdr *h, int err,
  */
 static void transmission(struct nbd_conn *c)
 {
+	c->ready = NULL;
+	c->ready_tail = &c->ready;
+	c->prs = peer_reads_new(fast_done, c);
 	for (;;) {
 		bool inline_run;
 		uint8_t buf[NBD_REQUEST_SIZE];
@@ -1366,6 +1522,9 @@ static void transmission(struct nbd_conn *c)
 		wait_for_slot(c);
 		if (atomic_load(&c->broken))
 			break;
+		/* Nothing more received: send the batch, wait for answers. */
+		if (c->rpos == c->rlen)
+			fast_wait(c, true);
 		ret = conn_read(c, buf, sizeof(buf), NULL);
 		if (ret < 0) {
 			sd_debug("nbd: %s: end of stream: %s", c->peer,
@@ -1420,6 +1579,8 @@ static void transmission(struct nbd_conn *c)
 		c->inflight++;
 		pthread_mutex_unlock(&c->lock);
 		atomic_fetch_add(&c->nr_requests, 1);
+		if (h.type == NBD_CMD_READ && fast_read(c, r))
+			continue;
 		/*
 		 * A request alone on its connection, with nothing more
 		 * received behind it (a queue-depth-1 client, or the first of
@@ -1432,6 +1593,9 @@ static void transmission(struct nbd_conn *c)
 		else
 			pool_queue(r);
 	}
+	/* Reads still out at peers finish through the pool. */
+	peer_reads_abort(c->prs);
+	ready_send(c);
 }
 
 static void conn_free(struct nbd_conn *c)
@@ -1465,6 +1629,8 @@ static void *conn_main(void *arg)
 			pthread_cond_wait(&c->cond, &c->lock);
 		pthread_mutex_unlock(&c->lock);
 	}
+	peer_reads_free(c->prs);
+	c->prs = NULL;
 	if (c->exp) {
 		nbd_export_close(c->exp);
 		sd_info("nbd: %s: export %s closed after %" PRIu64 " requests",

@@ -709,6 +709,30 @@ int nbd_export_read(struct nbd_export *e, uint64_t off, uint32_t len,
 }
 
 /*
+ * For an event loop's fast path: the object holding a read of [off,
+ * off+len), when it is one piece whose slot needs no lookup beyond the
+ * index in memory. 1 with *oid (0: a hole, reads as zeros) and *obj_off;
+ * 0 when only nbd_export_read can serve it (it spans objects, or the
+ * export follows another writer's index).
+ */
+int nbd_export_read_target(struct nbd_export *e, uint64_t off, uint32_t len,
+			   uint64_t *oid, uint32_t *obj_off)
+{
+	uint64_t obj_mask = (1ULL << e->shift) - 1, idx = off >> e->shift, gen;
+	struct view *v;
+	uint32_t vid;
+
+	if ((off & obj_mask) + len > obj_mask + 1 || (e->readonly && !e->snapshot))
+		return 0;
+	v = view_get(e, &gen);
+	vid = slot_get(v, idx);
+	view_put(e);
+	*oid = vid ? vid_to_data_oid(vid, idx) : 0;
+	*obj_off = off & obj_mask;
+	return 1;
+}
+
+/*
  * Write into object idx of v: straight through when v's vid owns it;
  * otherwise create the object (copy on write from the inherited one)
  * and then record it in the inode, under the object's stripe lock so

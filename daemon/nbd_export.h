@@ -40,6 +40,8 @@ bool nbd_export_multi_conn(const struct nbd_export *e);
  */
 int nbd_export_read(struct nbd_export *e, uint64_t off, uint32_t len,
 		    void *buf);
+int nbd_export_read_target(struct nbd_export *e, uint64_t off, uint32_t len,
+			   uint64_t *oid, uint32_t *obj_off);
 int nbd_export_write(struct nbd_export *e, uint64_t off, uint32_t len,
 		     const void *buf, bool fua);
 int nbd_export_flush(struct nbd_export *e);

@@ -14,7 +14,7 @@
 #include "sheep.h"
 #include "sheepdog/le.h"
 
-struct work_queue *gateway_wq, *io_wq, *cluster_wq, *bg_wq;
+struct work_queue *gateway_wq, *io_wq, *local_wq, *cluster_wq, *bg_wq;
 
 enum {
 	STAT_GWAY_ACTIVE,
@@ -556,7 +556,7 @@ const struct sd_op_template *get_sd_op(uint8_t opcode)
 	return ops[opcode].name ? &ops[opcode] : NULL;
 }
 
-static void count_request(const struct request *req)
+void count_request(const struct request *req)
 {
 	const struct sd_op_template *op = req->op;
 	bool gw = op->type == OP_GATEWAY;
@@ -706,7 +706,10 @@ void queue_request(struct request *req)
 		queue_work(io_wq, &req->work);
 		break;
 	case OP_LOCAL:
-		queue_work(io_wq, &req->work);
+		/* Never behind object I/O: peer reads may be waiting for
+		 * this node's sweep, which waits for the VDI states other
+		 * nodes fetch with these (GET_VDI_COPIES). */
+		queue_work(local_wq, &req->work);
 		break;
 	case OP_MAIN:
 		req->rp.result = op->process_work(req);

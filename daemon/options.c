@@ -53,8 +53,8 @@ void usage(int status)
 		"  -b, --bindaddr IP     listen on this address only\n"
 		"  -c, --cluster DRIVER  cluster driver: local[:PATH]\n"
 		"  -D, --directio        bypass the page cache for aligned object I/O\n"
-		"                        (the default)\n"
 		"      --no-directio     go through the page cache for all object I/O\n"
+		"                        (the default)\n"
 		"  -f, --foreground      stay in the foreground\n"
 		"  -g, --gateway         serve requests but store nothing\n"
 		"  -l, --log level=L,dir=D,format=F,dst=T\n"
@@ -433,7 +433,6 @@ void parse_options(struct sheep_opts *o, int argc, char **argv)
 	o->log_level = 6;
 	o->log_format = LOG_FORMAT_SERVER;
 	o->log_dst = LOG_DST_FILE;
-	o->directio = true;
 	o->nbd_port = NBD_DEFAULT_PORT;
 	o->nbd_max_conns = NBD_DEFAULT_CONNECTIONS;
 

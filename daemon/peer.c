@@ -147,6 +147,27 @@ int peer_read_obj(struct request *req)
 	return ret;
 }
 
+/*
+ * A READ_PEER that can be answered at once, on the main thread: the epoch
+ * is ours, the sweep is done, and the range is in the page cache. false:
+ * queue it as usual (which also produces any error).
+ */
+bool peer_read_obj_nowait(struct request *req)
+{
+	uint64_t obj_size;
+	uint32_t len = req->rq.data_length;
+
+	if ((req->rq.flags & SD_FLAG_CMD_RECOVERY) || req->rq.obj.ec_index ||
+	    req->rq.epoch != sys_epoch() || !recovery_swept(req->rq.epoch) ||
+	    check_range(req, &obj_size) != SD_RES_SUCCESS ||
+	    !store_read_nowait(req->rq.obj.oid, req->rq.obj.offset, len,
+			       req->data))
+		return false;
+	req->rp.result = SD_RES_SUCCESS;
+	req->rp.data_length = len;
+	return true;
+}
+
 int peer_remove_obj(struct request *req)
 {
 	int ret;

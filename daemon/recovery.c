@@ -136,6 +136,12 @@ static bool not_swept(uint32_t epoch)
 					       __ATOMIC_ACQUIRE)) > 0;
 }
 
+/* Without waiting: whether the sweep of epoch is done. */
+bool recovery_swept(uint32_t epoch)
+{
+	return !not_swept(epoch);
+}
+
 int recovery_wait_swept(uint32_t epoch)
 {
 	int ret;

@@ -54,6 +54,7 @@ struct client_conn {
 	uint64_t last_rx_ms;
 
 	/* send side */
+	bool rx_batch; /* in conn_rx: replies queue up, sent together after */
 	struct list_head tx_queue;
 	struct request *tx_req;
 	uint8_t tx_hdr[SD_HEADER_SIZE];
@@ -280,6 +281,18 @@ static void conn_got_request(struct client_conn *c, struct request *req,
 	}
 	if (c->inflight >= MAX_INFLIGHT_PER_CONN)
 		c->rx_paused = true;
+	/*
+	 * A peer read whose data is in the page cache is answered here, on
+	 * the main thread: handing it to a worker and back would cost two
+	 * thread switches, several times the read itself. Anything that
+	 * would wait (an epoch to catch up, a sweep, the disk) is queued.
+	 */
+	if (req->rq.opcode == SD_OP_READ_PEER && sys->status == SD_STATUS_OK &&
+	    peer_read_obj_nowait(req)) {
+		count_request(req);
+		put_request(req);
+		return;
+	}
 	queue_request(req);
 }
 
@@ -337,7 +350,7 @@ static bool start_request(struct client_conn *c)
 }
 
 /* Read as much as is available. Returns false if the connection died. */
-static bool conn_rx(struct client_conn *c)
+static bool conn_rx_loop(struct client_conn *c)
 {
 	static char scratch[64 * 1024];
 
@@ -401,14 +414,33 @@ static bool conn_rx(struct client_conn *c)
 	}
 }
 
+/* Replies written by one writev at most. */
+#define TX_BATCH 32
+
+/* A reply fully written: the request is done. */
+static void tx_done_req(struct client_conn *c, struct request *req)
+{
+	free_request(req);
+	c->inflight--;
+	if (c->rx_paused && c->inflight < MAX_INFLIGHT_PER_CONN / 2)
+		c->rx_paused = false;
+	conn_put(c);
+}
+
+/*
+ * Write queued replies, as many as TX_BATCH in one writev: a burst of
+ * answers costs one system call (and one wake-up of the other side), not
+ * one each. Returns false if the connection died.
+ */
 static bool conn_tx(struct client_conn *c)
 {
 	for (;;) {
-		struct request *req;
-		struct iovec iov[2];
-		size_t total;
+		struct iovec iov[2 * TX_BATCH];
+		uint8_t hdrs[TX_BATCH][SD_HEADER_SIZE];
+		struct request *req, *batch[TX_BATCH];
+		int cnt = 0, nr = 0;
+		size_t rem;
 		ssize_t n;
-		int cnt = 0;
 
 		if (!c->tx_req) {
 			if (list_empty(&c->tx_queue))
@@ -421,7 +453,7 @@ static bool conn_tx(struct client_conn *c)
 			sd_rsp_encode(&req->rp, c->tx_hdr);
 		}
 		req = c->tx_req;
-		total = SD_HEADER_SIZE + req->rp.data_length;
+		rem = SD_HEADER_SIZE + req->rp.data_length - c->tx_done;
 		if (c->tx_done < SD_HEADER_SIZE) {
 			iov[cnt].iov_base = c->tx_hdr + c->tx_done;
 			iov[cnt++].iov_len = SD_HEADER_SIZE - c->tx_done;
@@ -435,19 +467,56 @@ static bool conn_tx(struct client_conn *c)
 			iov[cnt].iov_base = (char *)req->data + off;
 			iov[cnt++].iov_len = req->rp.data_length - off;
 		}
+		list_for_each_entry(req, &c->tx_queue, r_list) {
+			if (nr == TX_BATCH)
+				break;
+			sd_rsp_encode(&req->rp, hdrs[nr]);
+			iov[cnt].iov_base = hdrs[nr];
+			iov[cnt++].iov_len = SD_HEADER_SIZE;
+			if (req->rp.data_length) {
+				iov[cnt].iov_base = req->data;
+				iov[cnt++].iov_len = req->rp.data_length;
+			}
+			batch[nr++] = req;
+		}
 		n = writev(c->fd, iov, cnt);
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR;
-		c->tx_done += n;
-		if (c->tx_done < total)
+		if ((size_t)n < rem) {
+			c->tx_done += n;
 			continue;
+		}
+		n -= rem;
+		req = c->tx_req;
 		c->tx_req = NULL;
-		free_request(req);
-		c->inflight--;
-		if (c->rx_paused && c->inflight < MAX_INFLIGHT_PER_CONN / 2)
-			c->rx_paused = false;
-		conn_put(c);
+		tx_done_req(c, req);
+		for (int i = 0; i < nr && n > 0; i++) {
+			size_t total = SD_HEADER_SIZE + batch[i]->rp.data_length;
+
+			list_del(&batch[i]->r_list);
+			if ((size_t)n < total) {
+				/* Partly written: it goes on from here. */
+				c->tx_req = batch[i];
+				c->tx_done = n;
+				memcpy(c->tx_hdr, hdrs[i], SD_HEADER_SIZE);
+				break;
+			}
+			n -= total;
+			tx_done_req(c, batch[i]);
+		}
 	}
+}
+
+/* Read what is available; the replies of requests answered meanwhile go
+ * out together at the end. false: the connection died. */
+static bool conn_rx(struct client_conn *c)
+{
+	bool ok;
+
+	c->rx_batch = true;
+	ok = conn_rx_loop(c);
+	c->rx_batch = false;
+	return ok && !c->dead && conn_tx(c);
 }
 
 static void conn_handler(int fd, uint32_t events, void *data)
@@ -508,6 +577,8 @@ void put_request(struct request *req)
 		return;
 	}
 	list_add_tail(&req->r_list, &c->tx_queue);
+	if (c->rx_batch)
+		return; /* conn_rx sends it */
 	c->refcnt++;
 	if (!conn_tx(c)) {
 		conn_close(c);

@@ -315,6 +315,7 @@ int main(int argc, char **argv)
 	}
 	gateway_wq = create_work_queue("gway", 16);
 	io_wq = create_work_queue("io", 8);
+	local_wq = create_work_queue("local", 4);
 	cluster_wq = create_work_queue("cluster", 1);
 	bg_wq = create_work_queue("bg", 1);
 

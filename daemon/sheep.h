@@ -113,6 +113,7 @@ struct sd_op_template {
 const struct sd_op_template *get_sd_op(uint8_t opcode);
 /* Hand a validated request to its class. */
 void queue_request(struct request *req);
+void count_request(const struct request *req);
 /* Main thread, after the epoch moved: run peer requests that waited for it. */
 void wake_epoch_waiters(void);
 /* Finish a request: queue its reply on its connection. Main thread. */
@@ -160,6 +161,8 @@ int store_write(uint64_t oid, uint8_t ec_index, uint64_t offset, uint32_t len,
 		const void *data);
 int store_read(uint64_t oid, uint8_t ec_index, uint64_t offset, uint32_t len,
 	       void *buf);
+/* Only from the page cache, without blocking; false: use store_read. */
+bool store_read_nowait(uint64_t oid, uint64_t offset, uint32_t len, void *buf);
 int store_remove(uint64_t oid, uint8_t ec_index);
 bool store_exist(uint64_t oid, uint8_t ec_index);
 /* Every stored oid; caller frees *oids. */
@@ -199,11 +202,14 @@ bool wait_epoch_change(uint32_t epoch, int timeout_ms);
 
 /* ---- the gateway (gateway.c) and peers (peer.c, sockfd.c) ---- */
 
+enum { GW_ROUTE_LOCAL = 1, GW_ROUTE_PEER = 2 };
+int gateway_read_route(uint64_t oid, uint32_t *epoch, struct node_id *nid);
 int gateway_read_obj(struct request *req);
 int gateway_write_obj(struct request *req);
 int gateway_create_and_write_obj(struct request *req);
 int gateway_remove_obj(struct request *req);
 int peer_read_obj(struct request *req);
+bool peer_read_obj_nowait(struct request *req);
 int peer_write_obj(struct request *req);
 int peer_create_and_write_obj(struct request *req);
 int peer_remove_obj(struct request *req);
@@ -275,7 +281,7 @@ void sys_cluster_defaults(uint8_t *copies, uint8_t *policy, uint8_t *shift,
 /* Fill a cluster_info from the current state; nodes must have room. */
 void sys_cluster_info(struct cluster_info *ci, struct sd_node *nodes);
 
-extern struct work_queue *gateway_wq, *io_wq, *cluster_wq, *bg_wq;
+extern struct work_queue *gateway_wq, *io_wq, *local_wq, *cluster_wq, *bg_wq;
 
 /* ---- recovery (recovery.c) ---- */
 
@@ -288,6 +294,7 @@ void recovery_epoch_adopted(uint32_t epoch);
 /* I/O of epoch waits until the sweep for it is done (SD_RES_SUCCESS), at
  * most a few seconds (SD_RES_NEW_NODE_VER: the sender retries). */
 int recovery_wait_swept(uint32_t epoch);
+bool recovery_swept(uint32_t epoch);
 /* Object mutations run between io_epoch_enter (SD_RES_OLD_NODE_VER or
  * NEW_NODE_VER unless epoch is ours) and io_epoch_exit. io_epoch_drain
  * waits (bounded) until none of an epoch before epoch is in flight. */

@@ -359,6 +359,12 @@ sd_cleanup() {
 				echo "----- ${f#"$SD_TMP"/} (last 40 lines) -----" >&2
 				tail -n 40 "$f" >&2
 			done
+			# SD_KEEP_FAILED=DIR keeps a failed test's files there.
+			if [[ -n ${SD_KEEP_FAILED:-} ]]; then
+				mkdir -p "$SD_KEEP_FAILED" &&
+					cp -a "$SD_TMP" "$SD_KEEP_FAILED/" &&
+					echo "kept in $SD_KEEP_FAILED/${SD_TMP##*/}" >&2
+			fi
 		fi
 		rm -rf "$SD_TMP"
 	fi
