@@ -448,7 +448,10 @@ static const struct sd_op_template ops[256] = {
 	/* cluster */
 	[SD_OP_NEW_VDI] = { "NEW_VDI", OP_CLUSTER, .need_write = true,
 		.exact_len = SD_MAX_VDI_LEN,
-		.process_work = vdi_new_work, .process_main = vdi_new_main },
+		.process_work = vdi_new_work, .process_main = vdi_new_main,
+		.process_after = vdi_new_after },
+	[SD_OP_VDI_STATE_PEER] = { "VDI_STATE_PEER", OP_MAIN, .force = true,
+		.process_work = vdi_state_peer },
 	[SD_OP_DEL_VDI] = { "DEL_VDI", OP_CLUSTER, .need_write = true,
 		.max_len = SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN,
 		.process_work = vdi_del_work, .process_main = vdi_del_main },

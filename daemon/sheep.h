@@ -371,6 +371,8 @@ void vdi_bitmap_copy(uint8_t *dst, bool deleted);
 
 /* Work and main phases of VDI cluster ops */
 int vdi_new_work(struct request *req);
+int vdi_new_after(struct request *req);
+int vdi_state_peer(struct request *req);
 int vdi_new_main(const struct sd_req *req, struct sd_rsp *rsp, void *data,
 		 const struct sd_node *sender);
 int vdi_del_work(struct request *req);

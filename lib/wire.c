@@ -91,6 +91,7 @@ static const struct sd_op_desc sd_ops[256] = {
 	OP(SET_RECOVERY, "SET_RECOVERY", RAW, RAW),
 	OP(SET_VNODES, "SET_VNODES", RAW, RAW),
 	OP(GET_VNODES, "GET_VNODES", RAW, RAW),
+	OP(VDI_STATE_PEER, "VDI_STATE_PEER", VDI, RAW),
 };
 
 #undef OP

@@ -92,6 +92,9 @@
 #define SD_OP_SET_RECOVERY 0xcb
 #define SD_OP_SET_VNODES 0xcc
 #define SD_OP_GET_VNODES 0xcd
+/* Ours, sheep to sheep: has this node applied the snapshot of a vid
+ * (vdi.base_vdi_id)? SUCCESS if it has, AGAIN if not yet. */
+#define SD_OP_VDI_STATE_PEER 0xd0
 
 /* Request flags */
 #define SD_FLAG_CMD_WRITE 0x01
