@@ -43,7 +43,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=${SD_BUILD_DIR:-$top/build}
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sd-bench-bk.XXXXXX")
 ram=$(mktemp -d /dev/shm/sd-bench-bk.XXXXXX)
-port=$((30000 + RANDOM % 20000))
+# shellcheck source=bench/ports.sh
+. "$top/bench/ports.sh"
+port=$(bench_ports 32)
 pids=()
 
 for tool in zstd mkfs.ext4 /usr/bin/time; do

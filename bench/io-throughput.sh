@@ -20,7 +20,9 @@ build=${SD_BUILD_DIR:-$top/build}
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sd-bench.XXXXXX")
 ram=$(mktemp -d /dev/shm/sd-bench.XXXXXX)
 src=$ram/src
-port=$((30000 + RANDOM % 20000))
+# shellcheck source=bench/ports.sh
+. "$top/bench/ports.sh"
+port=$(bench_ports 32)
 pids=()
 
 cleanup() {

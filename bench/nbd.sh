@@ -29,7 +29,9 @@ build=${SD_BUILD_DIR:-$top/build}
 runtime=${BENCH_RUNTIME:-8}
 size_mib=${BENCH_SIZE_MIB:-256}
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sd-bench-nbd.XXXXXX")
-port=$((30000 + RANDOM % 20000))
+# shellcheck source=bench/ports.sh
+. "$top/bench/ports.sh"
+port=$(bench_ports 32)
 nbd_base=$((port + 10))
 pids=()
 results=$top/bench/results/nbd.txt

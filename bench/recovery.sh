@@ -33,7 +33,9 @@ placement=$build/tests/sd-placement
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sd-bench-rec.XXXXXX")
 ram=$(mktemp -d /dev/shm/sd-bench-rec.XXXXXX)
 # below the ephemeral range, so no outgoing connection holds one of ours
-port=$((20000 + RANDOM % 12000))
+# shellcheck source=bench/ports.sh
+. "$top/bench/ports.sh"
+port=$(bench_ports 32)
 declare -a pids=()
 load_pid=""
 

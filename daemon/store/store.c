@@ -47,6 +47,28 @@ static bool use_direct(uint64_t oid, uint64_t offset, uint64_t len,
 	       !(offset % DIO_ALIGN) && !(len % DIO_ALIGN) && len &&
 	       !((uintptr_t)buf % DIO_ALIGN);
 }
+
+/*
+ * I/O this big bypasses the page cache even without -D: whole objects read
+ * by `dog vdi read`, backups and recovery stream from disk faster in one
+ * direct I/O than through readahead, and would only push a VM's hot
+ * blocks out of the cache. Direct reads stay coherent with the buffered
+ * writes (the kernel writes back a dirty range before reading it; ours are
+ * O_DSYNC, so there are none). So do writes into a new object's private
+ * temporary file, which no reader can have cached. Other writes are never
+ * direct without -D: a direct write racing a buffered read of the same
+ * range could leave a stale page in the cache.
+ */
+#define DIO_BIG (2U << 20)
+
+static bool big_direct(uint64_t oid, uint64_t offset, uint64_t len,
+		       const void *buf)
+{
+	return use_direct(oid, offset, len, buf) ||
+	       (len >= DIO_BIG && (is_data_obj(oid) || is_vmstate_obj(oid)) &&
+		!(offset % DIO_ALIGN) && !(len % DIO_ALIGN) &&
+		!((uintptr_t)buf % DIO_ALIGN));
+}
 static int obj_dir_fd = -1;
 
 /* open(2), falling back to the page cache where O_DIRECT is refused. */
@@ -254,7 +276,7 @@ int store_create_and_write(uint64_t oid, uint8_t ec_index, uint64_t offset,
 	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path,
 		 (long)syscall(SYS_gettid));
 	fd = open_obj(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-			       (!base_data && use_direct(oid, offset, len, data)
+			       (!base_data && big_direct(oid, offset, len, data)
 					? O_DIRECT
 					: 0),
 		  0640);
@@ -367,7 +389,7 @@ int store_read(uint64_t oid, uint8_t ec_index, uint64_t offset, uint32_t len,
 	int ret;
 
 	obj_path(oid, ec_index, path, sizeof(path));
-	ret = read_at(path, offset, len, buf, use_direct(oid, offset, len, buf));
+	ret = read_at(path, offset, len, buf, big_direct(oid, offset, len, buf));
 	if (ret < 0) {
 		if (ret != -ENOENT)
 			sd_err("oid %016" PRIx64 ": read failed: %s", oid,
@@ -390,7 +412,7 @@ bool store_read_nowait(uint64_t oid, uint64_t offset, uint32_t len, void *buf)
 	ssize_t n;
 	int fd;
 
-	if (use_direct(oid, offset, len, buf))
+	if (big_direct(oid, offset, len, buf))
 		return false;
 	obj_path(oid, 0, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);

@@ -1,0 +1,29 @@
+# Sourced by the benchmarks. bench_ports N prints a base port such that
+# BASE..BASE+N-1 are free and lie below the kernel's ephemeral port range,
+# so that no outgoing connection (sheep keep many to each other) can take
+# one of them between the check and the bind.
+bench_ports() {
+	local n=$1 lo=20000 hi base try
+	read -r hi _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || hi=32768
+	((hi - lo > 2 * n)) || { lo=10000; hi=32768; }
+	for ((try = 0; try < 100; try++)); do
+		base=$((lo + RANDOM % (hi - lo - n)))
+		if python3 - "$base" "$n" <<'PY'; then
+import socket, sys
+base, count = int(sys.argv[1]), int(sys.argv[2])
+for port in range(base, base + count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("0.0.0.0", port))
+    except OSError:
+        sys.exit(1)
+    finally:
+        s.close()
+PY
+			echo "$base"
+			return 0
+		fi
+	done
+	echo "bench: no $n free TCP ports found below $hi" >&2
+	return 1
+}
