@@ -18,8 +18,10 @@
 #include <unistd.h>
 
 #include "peer_reads.h"
-#include "sheep.h"
 #include "sheepdog/client.h"
+#include "sheepdog/log.h"
+#include "sheepdog/proto.h"
+#include "sheepdog/util.h"
 
 #define RX_CAP (2 * (PEER_READS_MAX_LEN + SD_HEADER_SIZE))
 /* After a failed connect, the peer is left alone this long. */
