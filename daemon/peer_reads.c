@@ -23,7 +23,10 @@
 #include "sheepdog/proto.h"
 #include "sheepdog/util.h"
 
-#define RX_CAP (2 * (PEER_READS_MAX_LEN + SD_HEADER_SIZE))
+/* Room for the largest reply: what is left of a reply is always moved to
+ * the front. Allocated on a peer's first use: a connection to every node
+ * of a big cluster costs 64 KiB each. */
+#define RX_CAP (PEER_READS_MAX_LEN + SD_HEADER_SIZE)
 /* After a failed connect, the peer is left alone this long. */
 #define RETRY_MS 1000
 

@@ -14,8 +14,8 @@
 
 #include "sheepdog/layout.h"
 
-/* The largest read sent this way. */
-#define PEER_READS_MAX_LEN (128U << 10)
+/* The largest read sent this way (bigger ones gain little from it). */
+#define PEER_READS_MAX_LEN (64U << 10)
 /* Peers a thread keeps a connection to. */
 #define PEER_READS_MAX_PEERS 16
 
