@@ -11,8 +11,11 @@
  * one listener; per connection one thread that runs the handshake and then
  * reads requests; a pool of workers, shared by all connections, that run
  * requests and write their replies under the connection's send lock. So a
- * connection has many requests in flight, answered as they finish. errno
- * values are used inside and translated to NBD's once, in nbd_errno().
+ * connection has many requests in flight, answered as they finish. Small
+ * reads that need no waiting skip the pool: the connection's thread serves
+ * them itself, sending remote ones to their holders pipelined (see "the
+ * fast read path" below). errno values are used inside and translated to
+ * NBD's once, in nbd_errno().
  */
 #include <arpa/inet.h>
 #include <endian.h>
