@@ -8,18 +8,8 @@ bench_ports() {
 	((hi - lo > 2 * n)) || { lo=10000; hi=32768; }
 	for ((try = 0; try < 100; try++)); do
 		base=$((lo + RANDOM % (hi - lo - n)))
-		if python3 - "$base" "$n" <<'PY'; then
-import socket, sys
-base, count = int(sys.argv[1]), int(sys.argv[2])
-for port in range(base, base + count):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("0.0.0.0", port))
-    except OSError:
-        sys.exit(1)
-    finally:
-        s.close()
-PY
+		if python3 "$(dirname "${BASH_SOURCE[0]}")/../tests/tools/ports-free.py" \
+			"$base" "$n"; then
 			echo "$base"
 			return 0
 		fi

@@ -9,7 +9,7 @@
 # shellcheck source=tests/functional/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-command -v script >/dev/null || { echo "SKIP: script(1) is not installed"; exit 77; }
+need_tools script
 
 start_cluster 3
 format_cluster 2

@@ -21,12 +21,7 @@
 # shellcheck source=tests/functional/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-for t in qemu-img qemu-io nbdinfo nbdcopy fio; do
-	command -v "$t" >/dev/null 2>&1 || {
-		echo "SKIP: $SD_TEST_NAME: $t is not installed (scripts/deps.sh --tests installs it)"
-		exit 77
-	}
-done
+need_tools qemu-img qemu-io nbdinfo nbdcopy fio
 declare -F nbd_port >/dev/null || fail "lib.sh has no nbd_port: this tree has no NBD server"
 
 M=1048576

@@ -21,18 +21,8 @@
 # shellcheck source=tests/functional/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-for t in qemu-img nbdinfo nbdcopy fio; do
-	command -v "$t" >/dev/null 2>&1 || {
-		echo "SKIP: $SD_TEST_NAME: $t is not installed (scripts/deps.sh --tests installs it)"
-		exit 77
-	}
-done
-# libnbd's Python binding (python3-libnbd) is built for Debian's python3.
-PY=/usr/bin/python3
-"$PY" -c 'import nbd' 2>/dev/null || {
-	echo "SKIP: $SD_TEST_NAME: no libnbd Python binding (python3-libnbd)"
-	exit 77
-}
+need_tools qemu-img nbdinfo nbdcopy fio
+need_python_nbd
 declare -F nbd_port >/dev/null || fail "lib.sh has no nbd_port: this tree has no NBD server"
 
 M=1048576

@@ -12,12 +12,7 @@
 # shellcheck source=tests/functional/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-for t in qemu-system-x86_64 dpkg-deb cpio nbdinfo; do
-	command -v "$t" >/dev/null 2>&1 || {
-		echo "SKIP: $SD_TEST_NAME: $t is not installed (scripts/deps.sh --tests installs it)"
-		exit 77
-	}
-done
+need_tools qemu-system-x86_64 dpkg-deb cpio nbdinfo
 declare -F nbd_port >/dev/null || fail "lib.sh has no nbd_port: this tree has no NBD server"
 
 # The kit (kernel + initramfs): 77 from mkguest.sh means no kernel can be

@@ -8,10 +8,7 @@
 # shellcheck source=tests/functional/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-command -v fio >/dev/null 2>&1 || {
-	echo "SKIP: $SD_TEST_NAME: fio is not installed (scripts/deps.sh --tests installs it)"
-	exit 77
-}
+need_tools fio
 
 M=1048576
 SIZE=96

@@ -10,12 +10,7 @@
 # shellcheck source=tests/functional/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-# libnbd's Python binding (python3-libnbd) is built for Debian's python3.
-PY=/usr/bin/python3
-"$PY" -c 'import nbd' 2>/dev/null || {
-	echo "SKIP: $SD_TEST_NAME: python3-libnbd is not installed (scripts/deps.sh --tests installs it)"
-	exit 77
-}
+need_python_nbd
 TOOL=$SD_BUILD_DIR/sheepdog-backup
 [[ -x $TOOL ]] || fail "no sheepdog-backup binary at $TOOL"
 

@@ -70,18 +70,7 @@ pid_alive() {
 
 # Are COUNT consecutive TCP ports from BASE free to bind on every address?
 ports_free() {
-	python3 - "$1" "$2" <<'PY'
-import socket, sys
-base, count = int(sys.argv[1]), int(sys.argv[2])
-for port in range(base, base + count):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("0.0.0.0", port))
-    except OSError:
-        sys.exit(1)
-    finally:
-        s.close()
-PY
+	python3 "$SD_SOURCE_DIR/tests/tools/ports-free.py" "$1" "$2"
 }
 
 # Blocks are reserved with flock(1) on a lock file per block, held on a file
@@ -285,6 +274,27 @@ dog_p() {
 
 assert_eq() {
 	[[ $1 == "$2" ]] || fail "${3:-values differ}: expected '$1', got '$2'"
+}
+
+# need_tools TOOL...: skip the test (exit 77) unless every TOOL is installed.
+need_tools() {
+	local t
+	for t; do
+		command -v "$t" >/dev/null 2>&1 || {
+			echo "SKIP: $SD_TEST_NAME: $t is not installed (scripts/deps.sh --tests installs it)"
+			exit 77
+		}
+	done
+}
+
+# libnbd's Python binding (python3-libnbd) is built for Debian's python3.
+PY=/usr/bin/python3
+# need_python_nbd: skip the test (exit 77) unless $PY has that binding.
+need_python_nbd() {
+	"$PY" -c 'import nbd' 2>/dev/null || {
+		echo "SKIP: $SD_TEST_NAME: python3-libnbd is not installed (scripts/deps.sh --tests installs it)"
+		exit 77
+	}
 }
 
 # flip_byte FILE OFFSET: invert every bit of the byte at OFFSET, so the file
