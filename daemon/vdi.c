@@ -756,11 +756,19 @@ int vdi_new_work(struct request *req)
 	return new_create(req, &q, &f);
 }
 
-/* VDI_STATE_PEER, on the main thread: in the order of cluster messages. */
+/*
+ * VDI_STATE_PEER, on the main thread: in the order of cluster messages. A
+ * node that has no state for the vid at all (it joined and has not fetched
+ * the VDI states yet) has nothing to apply: waiting for it would only hold
+ * the snapshot up.
+ */
 int vdi_state_peer(struct request *req)
 {
-	return vdi_is_snapshot(req->rq.vdi.base_vdi_id) ? SD_RES_SUCCESS
-							: SD_RES_AGAIN;
+	struct vdi_state s;
+
+	if (!state_get(req->rq.vdi.base_vdi_id, &s))
+		return SD_RES_SUCCESS;
+	return s.snapshot ? SD_RES_SUCCESS : SD_RES_AGAIN;
 }
 
 /* How long a snapshot waits for the other members to apply it. */
