@@ -45,7 +45,9 @@ cleanup() {
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	for f in "$work"/*.pid; do
-		[[ -e $f ]] && kill -TERM "$(cat "$f")" 2>/dev/null
+		# (already gone after a complete run: that must not stop the
+		# clean-up before the rm below)
+		[[ -e $f ]] && kill -TERM "$(cat "$f")" 2>/dev/null || true
 	done
 	rm -rf "$work"
 }

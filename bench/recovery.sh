@@ -42,7 +42,7 @@ load_pid=""
 [[ -x $placement ]] || { echo "no $placement: build the tests first" >&2; exit 1; }
 
 cleanup() {
-	[[ -n $load_pid ]] && kill -TERM "$load_pid" 2>/dev/null
+	[[ -n $load_pid ]] && kill -TERM "$load_pid" 2>/dev/null || true
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}" $load_pid; do wait "$p" 2>/dev/null || true; done
 	rm -rf "$work" "$ram"
