@@ -43,8 +43,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=${SD_BUILD_DIR:-$top/build}
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sd-bench-bk.XXXXXX")
 ram=$(mktemp -d /dev/shm/sd-bench-bk.XXXXXX)
-# shellcheck source=bench/ports.sh
-. "$top/bench/ports.sh"
+# shellcheck source=bench/lib.sh
+. "$top/bench/lib.sh"
 port=$(bench_ports 32)
 pids=()
 

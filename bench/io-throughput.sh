@@ -20,8 +20,8 @@ build=${SD_BUILD_DIR:-$top/build}
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sd-bench.XXXXXX")
 ram=$(mktemp -d /dev/shm/sd-bench.XXXXXX)
 src=$ram/src
-# shellcheck source=bench/ports.sh
-. "$top/bench/ports.sh"
+# shellcheck source=bench/lib.sh
+. "$top/bench/lib.sh"
 port=$(bench_ports 32)
 pids=()
 

@@ -29,8 +29,8 @@ build=${SD_BUILD_DIR:-$top/build}
 runtime=${BENCH_RUNTIME:-8}
 size_mib=${BENCH_SIZE_MIB:-256}
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sd-bench-nbd.XXXXXX")
-# shellcheck source=bench/ports.sh
-. "$top/bench/ports.sh"
+# shellcheck source=bench/lib.sh
+. "$top/bench/lib.sh"
 port=$(bench_ports 32)
 nbd_base=$((port + 10))
 pids=()
@@ -59,15 +59,6 @@ die() {
 	exit 1
 }
 dog() { "$build/dog" "$@" -p "$port"; }
-
-wait_until() { # wait_until SECONDS CMD...
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || return 1
-		sleep 0.1
-	done
-}
 
 # fio_job NAME URI RW BS QD: one fio run; appends "NAME iops bw_MBps p50 p99
 # mean" (latencies in microseconds, completion latency) to $work/table.
@@ -129,8 +120,8 @@ for copies in 1 3; do
 			${BENCH_SHEEP_OPTS:-} "$work/n$i" >"$work/out$i" 2>&1 &
 		pids+=($!)
 	done
-	wait_until 30 dog node list || die "sheep did not start"
-	wait_until 30 bash -c "[[ \$('$build/dog' node list -r -p $port | wc -l) == 3 ]]" ||
+	bench_wait 30 dog node list || die "sheep did not start"
+	bench_wait 30 bash -c "[[ \$('$build/dog' node list -r -p $port | wc -l) == 3 ]]" ||
 		die "the cluster did not form"
 	dog cluster format -c "$copies" </dev/null >/dev/null || die "format failed"
 	dog vdi create vm "${size_mib}M" || die "vdi create failed"
@@ -143,7 +134,7 @@ pids=()
 # ---- nbdkit memory: the protocol alone ----
 nbdkit -P "$work/nbdkit.pid" -i 127.0.0.1 -p $((nbd_base + 5)) memory "${size_mib}M" ||
 	die "nbdkit failed"
-wait_until 10 nbdinfo "nbd://127.0.0.1:$((nbd_base + 5))" || die "nbdkit does not answer"
+bench_wait 10 nbdinfo "nbd://127.0.0.1:$((nbd_base + 5))" || die "nbdkit does not answer"
 run_suite nbdkit.memory "nbd://127.0.0.1:$((nbd_base + 5))"
 kill -TERM "$(cat "$work/nbdkit.pid")"
 
@@ -152,7 +143,7 @@ qemu-img create -q -f raw "$work/raw.img" "${size_mib}M"
 qemu-nbd -f raw --cache=none --aio=native -b 127.0.0.1 -p $((nbd_base + 6)) \
 	--persistent --shared=4 --pid-file="$work/qemu-nbd.pid" --fork \
 	"$work/raw.img" || die "qemu-nbd failed"
-wait_until 10 nbdinfo "nbd://127.0.0.1:$((nbd_base + 6))" || die "qemu-nbd does not answer"
+bench_wait 10 nbdinfo "nbd://127.0.0.1:$((nbd_base + 6))" || die "qemu-nbd does not answer"
 run_suite qemu-nbd.raw "nbd://127.0.0.1:$((nbd_base + 6))"
 kill -TERM "$(cat "$work/qemu-nbd.pid")"
 

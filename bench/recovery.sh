@@ -33,8 +33,8 @@ placement=$build/tests/sd-placement
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sd-bench-rec.XXXXXX")
 ram=$(mktemp -d /dev/shm/sd-bench-rec.XXXXXX)
 # below the ephemeral range, so no outgoing connection holds one of ours
-# shellcheck source=bench/ports.sh
-. "$top/bench/ports.sh"
+# shellcheck source=bench/lib.sh
+. "$top/bench/lib.sh"
 port=$(bench_ports 32)
 declare -a pids=()
 load_pid=""
@@ -69,26 +69,17 @@ start_sheep() {
 	pids[$1]=$!
 }
 nodes_listed() { "$build/dog" node list -r -p "$port" 2>/dev/null | wc -l; }
-# until_ok SECONDS CMD...: poll CMD every 0.1 s; false after SECONDS
-until_ok() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || return 1
-		sleep 0.1
-	done
-}
 settled() { "$placement" -p "$port" -n "$1"; }
 has_nodes() { [[ $(nodes_listed) -eq $1 ]]; }
 
 for i in 0 1 2 3; do start_sheep "$i"; done
-until_ok 30 has_nodes 4 || die "sheep did not start"
+bench_wait 30 has_nodes 4 || die "sheep did not start"
 "$build/dog" cluster format -c 3 -p "$port" >/dev/null || die "format failed"
 "$build/dog" vdi create bench "${size_mib}M" -p "$port" || die "vdi create failed"
 head -c "${size_mib}M" /dev/urandom >"$ram/src"
 "$build/dog" vdi write bench -p "$port" <"$ram/src" || die "vdi write failed"
 head -c "${load_mib}M" "$ram/src" >"$ram/region"
-until_ok 60 settled 4 || die "placement is not exact after the write"
+bench_wait 60 settled 4 || die "placement is not exact after the write"
 
 # The client load: read the region through sheep 0 (never killed) and
 # compare; one line per read in load.log, "ok" or "FAIL <why>".
@@ -136,9 +127,9 @@ for rep in $(seq "$reps"); do
 	t0=$(now)
 	kill -KILL "${pids[$victim]}"
 	wait "${pids[$victim]}" 2>/dev/null || true
-	until_ok "$limit" has_nodes 3 || die "the death of sheep $victim was not noticed"
+	bench_wait "$limit" has_nodes 3 || die "the death of sheep $victim was not noticed"
 	t_detect=$(now)
-	until_ok "$limit" settled 3 ||
+	bench_wait "$limit" settled 3 ||
 		die "rep $rep: placement not exact ${limit}s after killing sheep $victim: $(settled 3 2>&1 | tail -n 3)"
 	t1=$(now)
 	ok1=$(load_count ok) fail1=$(load_count FAIL)
@@ -149,8 +140,8 @@ for rep in $(seq "$reps"); do
 
 	t0=$(now)
 	start_sheep "$victim"
-	until_ok 60 has_nodes 4 || die "sheep $victim did not rejoin"
-	until_ok "$limit" settled 4 ||
+	bench_wait 60 has_nodes 4 || die "sheep $victim did not rejoin"
+	bench_wait "$limit" settled 4 ||
 		die "rep $rep: placement not exact ${limit}s after sheep $victim rejoined: $(settled 4 2>&1 | tail -n 3)"
 	t1=$(now)
 	rejoin_t=$(elapsed "$t0" "$t1")

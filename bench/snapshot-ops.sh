@@ -19,8 +19,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=${SD_BUILD_DIR:-$top/build}
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/sd-bench-snap.XXXXXX")
 ram=$(mktemp -d /dev/shm/sd-bench-snap.XXXXXX)
-# shellcheck source=bench/ports.sh
-. "$top/bench/ports.sh"
+# shellcheck source=bench/lib.sh
+. "$top/bench/lib.sh"
 port=$(bench_ports 32)
 pids=()
 

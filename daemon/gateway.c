@@ -38,13 +38,6 @@ static bool is_retry_result(int result)
 	}
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool is_me(const struct sd_node *n)
 {
@@ -225,7 +218,7 @@ static int forward_retry(const struct request *req, uint8_t peer_op,
 			 const void *data, uint32_t len, bool create,
 			 uint64_t obj_size)
 {
-	uint64_t start = now_ms();
+	uint64_t start = mono_ms();
 	int ret, attempt = 0;
 
 	for (;;) {
@@ -238,7 +231,7 @@ static int forward_retry(const struct request *req, uint8_t peer_op,
 		ret = forward_once(vi, req, peer_op, data, len, create,
 				   obj_size);
 		put_vnode_info(vi);
-		if (!is_retry_result(ret) || now_ms() - start > GATEWAY_RETRY_MS)
+		if (!is_retry_result(ret) || mono_ms() - start > GATEWAY_RETRY_MS)
 			return ret;
 		/* A stale cached socket deserves one immediate retry. */
 		if (attempt++ > 0)
@@ -479,7 +472,7 @@ out:
 
 int gateway_read_obj(struct request *req)
 {
-	uint64_t start = now_ms(), obj_size;
+	uint64_t start = mono_ms(), obj_size;
 	int ret = check_obj_range(req->rq.obj.oid, req->rq.obj.offset,
 				  req->rq.data_length, &obj_size);
 
@@ -496,7 +489,7 @@ int gateway_read_obj(struct request *req)
 		ret = read_once(vi, req, &retry);
 		put_vnode_info(vi);
 		if (ret == SD_RES_SUCCESS || !retry ||
-		    now_ms() - start > GATEWAY_RETRY_MS ||
+		    mono_ms() - start > GATEWAY_RETRY_MS ||
 		    sys->status != SD_STATUS_OK)
 			return ret;
 		wait_epoch_change(epoch, EPOCH_WAIT_MS);

@@ -196,16 +196,6 @@ static int read_flat_index(struct view *v)
 	return ret;
 }
 
-static int read_header(uint32_t vid, struct sd_inode_header *h)
-{
-	uint8_t buf[SD_INODE_HEADER_SIZE];
-	int ret = sd_read_object(vid_to_vdi_oid(vid), buf, sizeof(buf), 0);
-
-	if (ret == SD_RES_SUCCESS)
-		sd_inode_header_decode(buf, h);
-	return ret;
-}
-
 /* The inode of vid and its whole index. SD_RES_* code. */
 static int view_load(uint32_t vid, struct view **out)
 {
@@ -215,7 +205,7 @@ static int view_load(uint32_t vid, struct view **out)
 
 	v->vid = vid;
 	pthread_mutex_init(&v->index_lock, NULL);
-	ret = read_header(vid, &v->inode);
+	ret = vdi_read_inode_header(vid, &v->inode);
 	if (ret != SD_RES_SUCCESS)
 		goto fail;
 	if (!v->inode.name[0] || v->inode.vdi_id != vid) {
@@ -261,7 +251,7 @@ fail:
 static int view_reopen_btree(struct view *v)
 {
 	struct sd_inode_header h;
-	int ret = read_header(v->vid, &h);
+	int ret = vdi_read_inode_header(v->vid, &h);
 
 	if (ret != SD_RES_SUCCESS)
 		return ret;
@@ -981,7 +971,7 @@ int nbd_export_list(int (*fn)(void *arg, const char *name), void *arg)
 		}
 		if (!bit_set(in_use, vid) || bit_set(deleted, vid))
 			continue;
-		r = read_header(vid, &h);
+		r = vdi_read_inode_header(vid, &h);
 		if (r != SD_RES_SUCCESS) {
 			sd_err("NBD export list: cannot read the inode of vid %"
 			       PRIx32 ": %s", vid, sd_strerror(r));

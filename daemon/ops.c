@@ -620,13 +620,6 @@ static LIST_HEAD(epoch_waiters);
 static int nr_parked;
 static int park_timer = -1;
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void expire_parked(void *arg)
 {

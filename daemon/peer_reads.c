@@ -51,13 +51,6 @@ struct peer_reads {
 	void *arg;
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct peer_reads *peer_reads_new(void (*done)(struct peer_read *pr,
 					       int result, void *arg),
@@ -129,14 +122,14 @@ static struct pr_conn *get_conn(struct peer_reads *prs,
 	}
 	if (pc->fd >= 0)
 		return pc;
-	if (now_ms() < pc->retry_ms)
+	if (mono_ms() < pc->retry_ms)
 		return NULL;
 	addr_to_str(nid->addr, host, sizeof(host));
 	fd = sd_connect(host, nid->port);
 	if (fd < 0) {
 		sd_debug("cannot connect to %s:%u: %s", host, nid->port,
 			 strerror(-fd));
-		pc->retry_ms = now_ms() + RETRY_MS;
+		pc->retry_ms = mono_ms() + RETRY_MS;
 		return NULL;
 	}
 	pc->fd = fd;

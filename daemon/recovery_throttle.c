@@ -36,13 +36,6 @@ static void throttle_init_cond(void)
 	pthread_condattr_destroy(&attr);
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* a + b, stuck at UINT64_MAX instead of wrapping: intervals are the
  * operator's numbers and may be absurdly large. */

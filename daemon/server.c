@@ -81,13 +81,6 @@ static atomic_int outstanding;
 static uint64_t budget_used;
 static LIST_HEAD(all_conns);
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 static LIST_HEAD(budget_waiters);
 static int resume_fd = -1;
 
@@ -370,7 +363,7 @@ static bool conn_rx_loop(struct client_conn *c)
 			if (n < 0)
 				return errno == EAGAIN || errno == EINTR;
 			c->hdr_done += n;
-			c->last_rx_ms = now_ms();
+			c->last_rx_ms = mono_ms();
 			continue;
 		}
 		if (!c->rx_req && !c->skip_req) {
@@ -387,7 +380,7 @@ static bool conn_rx_loop(struct client_conn *c)
 				if (n < 0)
 					return errno == EAGAIN || errno == EINTR;
 				c->skip_left -= n;
-				c->last_rx_ms = now_ms();
+				c->last_rx_ms = mono_ms();
 				continue;
 			}
 			req = c->skip_req;
@@ -404,7 +397,7 @@ static bool conn_rx_loop(struct client_conn *c)
 			if (n < 0)
 				return errno == EAGAIN || errno == EINTR;
 			c->data_done += n;
-			c->last_rx_ms = now_ms();
+			c->last_rx_ms = mono_ms();
 			continue;
 		}
 		req = c->rx_req;
@@ -645,7 +638,7 @@ static void listen_handler(int fd, uint32_t events, void *data)
 		c = xzalloc(sizeof(*c));
 		c->fd = cfd;
 		c->refcnt = 1;
-		c->last_rx_ms = now_ms();
+		c->last_rx_ms = mono_ms();
 		list_add_tail(&c->conn_list, &all_conns);
 		INIT_LIST_HEAD(&c->tx_queue);
 		if (is_unix) {
@@ -722,7 +715,7 @@ static void trim_pool(void *arg);
 static void close_stalled(void *arg)
 {
 	struct client_conn *c, *tmp;
-	uint64_t now = now_ms();
+	uint64_t now = mono_ms();
 
 	list_for_each_entry_safe(c, tmp, &all_conns, conn_list) {
 		bool mid_request = c->hdr_done || c->rx_req || c->skip_req;
@@ -826,7 +819,7 @@ void *sd_alloc_buffer(size_t len)
 		pthread_mutex_lock(&pool_lock);
 		if (pool_nr)
 			p = pool[--pool_nr];
-		pool_last_use = now_ms();
+		pool_last_use = mono_ms();
 		pthread_mutex_unlock(&pool_lock);
 		if (p)
 			return p;
@@ -856,7 +849,7 @@ static void trim_pool(void *arg)
 	int n = 0;
 
 	pthread_mutex_lock(&pool_lock);
-	if (now_ms() - pool_last_use >= POOL_IDLE_MS) {
+	if (mono_ms() - pool_last_use >= POOL_IDLE_MS) {
 		while (pool_nr)
 			drop[n++] = pool[--pool_nr];
 	}

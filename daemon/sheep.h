@@ -413,6 +413,7 @@ void vdi_sync_finished(bool ok);
 /* Wait (bounded) for pending fetches; true if every one succeeded. */
 bool vdi_states_complete(void);
 /* Is vid a snapshot (its data objects are read-only)? */
+int vdi_read_inode_header(uint32_t vid, struct sd_inode_header *h);
 bool vdi_is_snapshot(uint32_t vid);
 /* The live (not deleted) VDIs of vid's family: every VDI with the same
  * root ancestor, vid included if live. Caller frees *members. */

@@ -327,7 +327,8 @@ static int first_free_vid(uint32_t left, uint32_t *right)
 	return SD_RES_FULL_VDI;
 }
 
-static int read_inode_header(uint32_t vid, struct sd_inode_header *h)
+/* The inode header of vid, read through the gateway. SD_RES_* code. */
+int vdi_read_inode_header(uint32_t vid, struct sd_inode_header *h)
 {
 	uint8_t buf[SD_INODE_HEADER_SIZE];
 	int ret = sd_read_object(vid_to_vdi_oid(vid), buf, sizeof(buf), 0);
@@ -361,7 +362,7 @@ static int vdi_lookup(const struct vdi_query *q, struct vdi_found *f)
 		vid = vid == 1 ? SD_NR_VDIS - 1 : vid - 1;
 		if (!vid_in_use(vid))
 			continue;
-		ret = read_inode_header(vid, &h);
+		ret = vdi_read_inode_header(vid, &h);
 		if (ret != SD_RES_SUCCESS) {
 			sd_err("cannot read inode of vid %" PRIx32 ": %s", vid,
 			       sd_strerror(ret));
@@ -531,7 +532,7 @@ static int read_base(uint32_t base, struct sd_inode_header *h)
 
 	if (!base || base >= SD_NR_VDIS || !vid_in_use(base))
 		return SD_RES_NO_VDI;
-	ret = read_inode_header(base, h);
+	ret = vdi_read_inode_header(base, h);
 	if (ret != SD_RES_SUCCESS)
 		return SD_RES_VDI_READ;
 	if (!h->name[0])
@@ -787,7 +788,6 @@ int vdi_new_after(struct request *req)
 {
 	uint32_t vid = req->rq.vdi.type;
 	struct vnode_info *vi;
-	struct timespec ts;
 	uint64_t deadline;
 
 	if (!vid || vid >= SD_NR_VDIS)
@@ -795,9 +795,7 @@ int vdi_new_after(struct request *req)
 	vi = get_vnode_info();
 	if (!vi)
 		return SD_RES_SUCCESS;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	deadline = (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
-		   SNAPSHOT_BARRIER_MS;
+	deadline = mono_ms() + SNAPSHOT_BARRIER_MS;
 	for (int i = 0; i < vi->ring->nr_nodes; i++) {
 		const struct sd_node *n = &vi->ring->nodes[i];
 
@@ -813,9 +811,7 @@ int vdi_new_after(struct request *req)
 			ret = peer_exec(&n->nid, &rq, NULL, NULL, 0, &rp);
 			if (ret != SD_RES_AGAIN)
 				break; /* applied, or gone: it takes no writes */
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			if ((uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 >
-			    deadline) {
+			if (mono_ms() > deadline) {
 				char a[64];
 
 				sd_warn("vid %" PRIx32 ": %s has not applied the "

@@ -68,6 +68,8 @@ int atomic_write_file(const char *path, const void *buf, size_t len);
 /* fsync the directory rel (relative to dir_fd, or AT_FDCWD), so that the
  * entries created or renamed in it are durable. 0 or -errno. */
 int sd_fsync_dir_at(int dir_fd, const char *rel);
+/* CLOCK_MONOTONIC in milliseconds: for timeouts and intervals. */
+uint64_t mono_ms(void);
 /* Read a whole small file into buf (at most len bytes). bytes read or -errno. */
 ssize_t read_file(const char *path, void *buf, size_t len);
 

@@ -27,7 +27,6 @@ declare -F nbd_port >/dev/null || fail "lib.sh has no nbd_port: this tree has no
 
 M=1048576
 T=${SD_NBD_CLIENT_TIMEOUT:-60}
-uri() { echo "nbd://127.0.0.1:$(nbd_port "$1")/$2"; }
 
 # A client that keeps one NBD connection open and obeys commands, one per
 # line on stdin: "SEQ write OFF LEN BYTE" (BYTE in hex), "SEQ read OFF LEN"
@@ -128,9 +127,7 @@ unlocked() { [[ -z $(lock_row) ]]; }
 
 start_cluster 3
 format_cluster 2
-for i in 0 1 2; do
-	wait_for "sheep $i to answer NBD" nbdinfo --list "nbd://127.0.0.1:$(nbd_port "$i")"
-done
+wait_nbd 0 1 2
 
 assert_exit 0 dog_p 0 vdi create vm 16M
 head -c $((8 * M)) /dev/zero | tr '\0' '\1' | dog_p 0 vdi write vm 0 $((8 * M)) ||
@@ -139,7 +136,7 @@ assert_exit 0 dog_p 0 vdi snapshot -s base vm
 unlocked || fail "vm locked before any NBD client: $(lock_row)"
 
 # A writer through sheep 0 holds the lock.
-holder_start a "$(uri 0 vm)"
+holder_start a "$(nbd_uri 0 vm)"
 [[ $HOLDER_STATE == "READY "*" ro=0" ]] || fail "first writer: $HOLDER_STATE"
 holder_ok a write $((4 * M)) 65536 aa
 locked_by 0 || fail "lock list does not show vm locked by sheep 0: '$(dog_p 0 vdi lock list)'"
@@ -151,15 +148,15 @@ row=$(dog_p 1 vdi lock list | awk '$1 == "vm"')
 # ADDR:PORT" through another sheep, "... by another NBD writer on this
 # sheep" through the holder's; qemu prints it as "server reported: ...".
 for i in 0 1 2; do
-	qout=$(timeout "$T" qemu-img info "$(uri "$i" vm)" 2>&1) &&
+	qout=$(timeout "$T" qemu-img info "$(nbd_uri "$i" vm)" 2>&1) &&
 		fail "qemu-img info through sheep $i opened the locked vm: $qout"
 	want="VDI vm is in use by a writer on 127.0.0.1:$(port_of 0)"
 	((i == 0)) && want="VDI vm is in use by another NBD writer on this sheep"
 	[[ $qout == *"$want"* ]] ||
 		fail "qemu-img's refusal through sheep $i does not say '$want': $qout"
 done
-out=$(timeout "$T" nbdinfo "$(uri 1 vm)" 2>&1) && fail "nbdinfo opened the locked vm: $out"
-holder_start b "$(uri 2 vm)"
+out=$(timeout "$T" nbdinfo "$(nbd_uri 1 vm)" 2>&1) && fail "nbdinfo opened the locked vm: $out"
+holder_start b "$(nbd_uri 2 vm)"
 [[ $HOLDER_STATE == REFUSED* ]] || fail "second libnbd writer was not refused: $HOLDER_STATE"
 holder_close b
 echo "refused: qemu-img said: $(tr '\n' ' ' <<<"$qout")"
@@ -207,14 +204,14 @@ locked_by 0 || fail "nbdinfo --list changed the lock: '$(lock_row)'"
 
 # The snapshot is served read-only meanwhile, with its own bytes, and the
 # server itself refuses a write to it.
-info=$(timeout "$T" nbdinfo --json "$(uri 1 vm@base)") || fail "nbdinfo vm@base while locked"
+info=$(timeout "$T" nbdinfo --json "$(nbd_uri 1 vm@base)") || fail "nbdinfo vm@base while locked"
 [[ $(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["exports"][0]["is_read_only"])' "$info") == True ]] ||
 	fail "vm@base is not read-only: $info"
 head -c $((8 * M)) /dev/zero | tr '\0' '\1' >"$SD_TMP/base"
 head -c $((8 * M)) /dev/zero >>"$SD_TMP/base"
-timeout "$T" nbdcopy "$(uri 2 vm@base)" "$SD_TMP/base.raw" || fail "nbdcopy of vm@base failed"
+timeout "$T" nbdcopy "$(nbd_uri 2 vm@base)" "$SD_TMP/base.raw" || fail "nbdcopy of vm@base failed"
 cmp "$SD_TMP/base" "$SD_TMP/base.raw" || fail "vm@base over NBD differs from the snapshot"
-holder_start ro "$(uri 1 vm@base)" NBD_NOSTRICT=1
+holder_start ro "$(nbd_uri 1 vm@base)" NBD_NOSTRICT=1
 [[ $HOLDER_STATE == "READY "*" ro=1" ]] || fail "snapshot export: $HOLDER_STATE"
 # proto.md: a write to a read-only export SHOULD fail with EPERM. (Bug
 # found here: refused requests answered EIO, because refuse_request passed
@@ -235,7 +232,7 @@ holder_close a
 wait_for "the lock to go after a clean disconnect" unlocked
 
 # Next writer through sheep 2; kill -9 of it releases the lock too.
-holder_start c "$(uri 2 vm)"
+holder_start c "$(nbd_uri 2 vm)"
 [[ $HOLDER_STATE == READY* ]] || fail "writer after a clean disconnect: $HOLDER_STATE"
 holder_ok c write 0 4096 cc
 holder_ok c flush
@@ -252,7 +249,7 @@ dog_p 1 vdi read vm 0 4096 | cmp - <(head -c 4096 /dev/zero | tr '\0' '\314') ||
 (
 	cd "$SD_TMP"
 	exec setpriv --pdeathsig KILL fio --thread --name=busy --ioengine=nbd \
-		--uri="$(uri 2 vm)" --rw=randwrite --bs=64k --iodepth=32 --size=16M \
+		--uri="$(nbd_uri 2 vm)" --rw=randwrite --bs=64k --iodepth=32 --size=16M \
 		--time_based --runtime=120 --verify_state_save=0 >"$SD_TMP/fio.out" 2>&1
 ) &
 fio_pid=$!
@@ -267,14 +264,14 @@ wait_for "the lock to go after fio was killed mid-write" unlocked
 for i in 0 1 2; do assert_alive "$i"; done
 
 # dog vdi lock unlock breaks a connected writer's lock.
-holder_start d "$(uri 1 vm)"
+holder_start d "$(nbd_uri 1 vm)"
 [[ $HOLDER_STATE == READY* ]] || fail "writer after an abrupt disconnect: $HOLDER_STATE"
 holder_ok d write 0 4096 dd
 locked_by 1 || fail "lock list does not show vm locked by sheep 1: '$(lock_row)'"
 assert_exit 0 dog_p 2 vdi lock unlock vm
 unlocked || fail "vm still locked after dog vdi lock unlock: '$(lock_row)'"
 # A new writer gets in, through another sheep.
-holder_start e "$(uri 0 vm)"
+holder_start e "$(nbd_uri 0 vm)"
 [[ $HOLDER_STATE == READY* ]] || fail "writer after dog vdi lock unlock: $HOLDER_STATE"
 holder_ok e write 0 4096 ee
 locked_by 0 || fail "the new writer does not hold the lock: '$(lock_row)'"
@@ -292,7 +289,7 @@ holder_close e
 wait_for "the lock to go" unlocked
 
 # A snapshot taken while a writer is connected and writing.
-holder_start f "$(uri 2 vm)"
+holder_start f "$(nbd_uri 2 vm)"
 [[ $HOLDER_STATE == READY* ]] || fail "writer f: $HOLDER_STATE"
 holder_ok f write 0 $((4 * M)) 0a
 holder_ok f write $((12 * M)) 65536 0a
@@ -312,7 +309,7 @@ head -c $M /dev/zero | tr '\0' '\14' | dd of="$SD_TMP/now" bs=$M seek=8 conv=not
 head -c 4096 /dev/zero | tr '\0' '\15' |
 	dd of="$SD_TMP/now" bs=4096 seek=$((12 * M / 4096)) conv=notrunc status=none
 dog_p 0 vdi read vm | cmp - "$SD_TMP/now" || fail "the working VDI lacks the writes made after the snapshot"
-timeout "$T" nbdcopy "$(uri 0 vm@mid)" "$SD_TMP/mid.raw" || fail "nbdcopy of vm@mid failed"
+timeout "$T" nbdcopy "$(nbd_uri 0 vm@mid)" "$SD_TMP/mid.raw" || fail "nbdcopy of vm@mid failed"
 cmp "$SD_TMP/mid.raw" "$SD_TMP/mid" || fail "vm@mid over NBD differs"
 locked_by 2 || fail "the writer lost the lock across the snapshot: '$(lock_row)'"
 holder_ok f quit

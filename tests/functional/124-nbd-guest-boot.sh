@@ -31,9 +31,7 @@ QEMU_TIMEOUT=${SD_GUEST_TIMEOUT:-300}
 
 start_cluster 3
 format_cluster 2
-for i in 0 1 2; do
-	wait_for "sheep $i to answer NBD" nbdinfo --list "nbd://127.0.0.1:$(nbd_port "$i")"
-done
+wait_nbd 0 1 2
 
 assert_exit 0 dog_p 0 vdi create vm 64M
 pat_off=$((6 * M + 4096))

@@ -16,17 +16,16 @@ need_python_nbd
 
 M=1048576
 T=${SD_NBD_CLIENT_TIMEOUT:-120}
-uri() { echo "nbd://127.0.0.1:$(nbd_port "$1")/$2"; }
 qio() { # qio SHEEP EXPORT COMMAND...
 	local node=$1 exp=$2
 	shift 2
 	local args=()
 	for c in "$@"; do args+=(-c "$c"); done
-	timeout "$T" qemu-io -f raw "${args[@]}" "$(uri "$node" "$exp")"
+	timeout "$T" qemu-io -f raw "${args[@]}" "$(nbd_uri "$node" "$exp")"
 }
 # data extents of an export as "offset length" lines, adjacent ones merged
 data_map() {
-	timeout "$T" nbdinfo --map --json "$(uri "$1" "$2")" | python3 -c '
+	timeout "$T" nbdinfo --map --json "$(nbd_uri "$1" "$2")" | python3 -c '
 import json, sys
 out = []
 for e in json.load(sys.stdin):
@@ -42,9 +41,7 @@ for o, l in out:
 
 start_cluster 3
 format_cluster 2
-for i in 0 1 2; do
-	wait_for "sheep $i to answer NBD" nbdinfo --list "nbd://127.0.0.1:$(nbd_port "$i")"
-done
+wait_nbd 0 1 2
 
 # ---- a hyper volume ----
 T4=$((4 << 40))
@@ -83,7 +80,7 @@ done
 
 # ---- snapshots under a writer ----
 assert_exit 0 dog_p 0 vdi create live 32M
-"$PY" - "$(uri 1 live)" "$SD_TMP" "$DOG" "$(port_of 2)" <<'PY' || fail "the writer failed"
+"$PY" - "$(nbd_uri 1 live)" "$SD_TMP" "$DOG" "$(port_of 2)" <<'PY' || fail "the writer failed"
 import nbd, subprocess, sys
 uri, tmp, dog, port = sys.argv[1:5]
 M = 1 << 20

@@ -13,7 +13,6 @@ need_tools fio
 M=1048576
 SIZE=96
 T=${SD_NBD_CLIENT_TIMEOUT:-300}
-uri() { echo "nbd://127.0.0.1:$(nbd_port "$1")/$2"; }
 used_mib() { # allocated MiB of VDI vm, as sheep 0 lists it
 	local b
 	b=$(dog_p 0 vdi list -r vm | awk '$1 == "=" { print $5 }')
@@ -23,14 +22,14 @@ used_at_least() { (($(used_mib) >= $1)); }
 
 start_cluster 4
 format_cluster 3
-wait_for "sheep 0 to answer NBD" nbdinfo --list "nbd://127.0.0.1:$(nbd_port 0)"
+wait_nbd 0
 assert_exit 0 dog_p 0 vdi create vm ${SIZE}M
 
 # sequential, so that the allocated size tells how far fio got
 job=(--name=nbd --ioengine=nbd --rw=write --verify=crc32c --size=${SIZE}M
 	--bs=4k --iodepth=8 --randseed=126 --verify_state_save=0)
 cd "$SD_TMP" # fio leaves files in the working directory
-setpriv --pdeathsig KILL timeout "$T" fio "${job[@]}" --uri="$(uri 0 vm)" \
+setpriv --pdeathsig KILL timeout "$T" fio "${job[@]}" --uri="$(nbd_uri 0 vm)" \
 	>"$SD_TMP/fio1.out" 2>&1 &
 fio_pid=$!
 
@@ -48,7 +47,7 @@ wait "$fio_pid" || status=$?
 grep -q "err= 0" "$SD_TMP/fio1.out" || fail "fio reported errors: $(cat "$SD_TMP/fio1.out")"
 
 wait_placed 0 4
-timeout "$T" fio "${job[@]}" --verify_only --uri="$(uri 2 vm)" >"$SD_TMP/fio2.out" 2>&1 ||
+timeout "$T" fio "${job[@]}" --verify_only --uri="$(nbd_uri 2 vm)" >"$SD_TMP/fio2.out" 2>&1 ||
 	fail "verify-only pass through the restarted sheep failed: $(tail -20 "$SD_TMP/fio2.out")"
 { grep -q "err= 0" "$SD_TMP/fio2.out" && grep -q "READ: .*io=${SIZE}.0MiB" "$SD_TMP/fio2.out"; } ||
 	fail "the verify-only pass did not read and verify ${SIZE} MiB: $(cat "$SD_TMP/fio2.out")"

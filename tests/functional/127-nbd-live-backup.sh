@@ -16,7 +16,7 @@ TOOL=$SD_BUILD_DIR/sheepdog-backup
 
 start_cluster 3
 format_cluster 2
-wait_for "sheep 1 to answer NBD" nbdinfo --list "nbd://127.0.0.1:$(nbd_port 1)"
+wait_nbd 1
 assert_exit 0 dog_p 0 vdi create vm 24M
 
 cat >"$SD_TMP/backup.conf" <<EOF

@@ -21,7 +21,6 @@ need_python_nbd
 M=1048576
 SIZE=64 # MiB: 16 objects
 T=${SD_NBD_CLIENT_TIMEOUT:-120}
-uri() { echo "nbd://127.0.0.1:$(nbd_port "$1")/$2"; }
 
 # The pattern: 4 KiB block b holds 512 copies of the 8 bytes
 # (b * 0x9E3779B97F4A7C15 + gen) mod 2^64, little-endian; objects 5 and 11
@@ -128,17 +127,17 @@ reads_at_least() { (($(reads_done) >= $1)); }
 # read_all IDX NAME EXPECT: the whole export through sheep IDX equals EXPECT.
 read_all() {
 	rm -f "$SD_TMP/got"
-	timeout "$T" nbdcopy "$(uri "$1" "$2")" "$SD_TMP/got" ||
+	timeout "$T" nbdcopy "$(nbd_uri "$1" "$2")" "$SD_TMP/got" ||
 		fail "nbdcopy of $2 through sheep $1 failed"
 	cmp "$SD_TMP/got" "$3" || fail "$2 read through sheep $1 differs from what was written"
 }
 
 start_cluster 3
 format_cluster 2
-wait_for "sheep 0 to answer NBD" nbdinfo --list "$(uri 0 "")"
+wait_nbd 0
 assert_exit 0 dog_p 0 vdi create vm ${SIZE}M
 py expect 1 "$SD_TMP/gen1"
-py write 1 "$(uri 0 vm)"
+py write 1 "$(nbd_uri 0 vm)"
 
 # --- every sheep serves the same bytes; holes are zeros ---------------------
 for i in 0 1 2; do read_all $i vm "$SD_TMP/gen1"; done
@@ -148,7 +147,7 @@ for i in 0 1 2; do read_all $i vm "$SD_TMP/gen1"; done
 # --- a snapshot keeps its bytes -------------------------------------------
 assert_exit 0 dog_p 0 vdi snapshot -s s1 vm
 py expect 2 "$SD_TMP/gen2"
-py write 2 "$(uri 1 vm)"
+py write 2 "$(nbd_uri 1 vm)"
 for i in 0 1 2; do
 	read_all $i vm "$SD_TMP/gen2"
 	read_all $i vm@s1 "$SD_TMP/gen1"
@@ -156,7 +155,7 @@ done
 
 # --- reads in flight while a holder dies and comes back ---------------------
 rm -f "$SD_TMP/stop" "$SD_TMP/progress"
-setpriv --pdeathsig KILL timeout "$T" "$PY" "$SD_TMP/reader.py" "$(uri 0 vm)" "$SD_TMP/gen2" "$SD_TMP/progress" \
+setpriv --pdeathsig KILL timeout "$T" "$PY" "$SD_TMP/reader.py" "$(nbd_uri 0 vm)" "$SD_TMP/gen2" "$SD_TMP/progress" \
 	"$SD_TMP/stop" >"$SD_TMP/reader.out" 2>&1 &
 reader_pid=$!
 wait_for "2000 reads checked" reads_at_least 2000

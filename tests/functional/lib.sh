@@ -276,6 +276,17 @@ assert_eq() {
 	[[ $1 == "$2" ]] || fail "${3:-values differ}: expected '$1', got '$2'"
 }
 
+# nbd_uri IDX EXPORT: the NBD URI of EXPORT on sheep IDX ("" for none).
+nbd_uri() { echo "nbd://127.0.0.1:$(nbd_port "$1")/$2"; }
+
+# wait_nbd IDX...: wait until each of these sheep answers NBD.
+wait_nbd() {
+	local i
+	for i; do
+		wait_for "sheep $i to answer NBD" nbdinfo --list "$(nbd_uri "$i" "")"
+	done
+}
+
 # need_tools TOOL...: skip the test (exit 77) unless every TOOL is installed.
 need_tools() {
 	local t

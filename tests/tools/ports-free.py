@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # ports-free.py BASE COUNT: exit 0 if TCP ports BASE..BASE+COUNT-1 can all be
 # bound on every address right now, 1 if one cannot. Used by the functional
-# tests (lib.sh) and the benchmarks (bench/ports.sh) to pick their ports.
+# tests (lib.sh) and the benchmarks (bench/lib.sh) to pick their ports.
 import socket
 import sys
 

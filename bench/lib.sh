@@ -1,4 +1,6 @@
-# Sourced by the benchmarks. bench_ports N prints a base port such that
+# Sourced by the benchmarks.
+
+# bench_ports N prints a base port such that
 # BASE..BASE+N-1 are free and lie below the kernel's ephemeral port range,
 # so that no outgoing connection (sheep keep many to each other) can take
 # one of them between the check and the bind.
@@ -16,4 +18,15 @@ bench_ports() {
 	done
 	echo "bench: no $n free TCP ports found below $hi" >&2
 	return 1
+}
+
+# bench_wait SECONDS CMD...: poll CMD (quietly) every 0.1 s until it
+# succeeds; false after SECONDS.
+bench_wait() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		((SECONDS < deadline)) || return 1
+		sleep 0.1
+	done
 }
