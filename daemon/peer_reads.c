@@ -215,21 +215,24 @@ int peer_reads_pollfds(const struct peer_reads *prs, struct pollfd *pfd,
 	return n;
 }
 
-/* The request in flight on pc with this id, unlinked. */
-static struct peer_read *take(struct pr_conn *pc, uint32_t id)
+/* Where the request in flight on pc with this id is linked, or NULL. */
+static struct peer_read **find(struct pr_conn *pc, uint32_t id)
 {
-	for (struct peer_read **pp = &pc->head; *pp; pp = &(*pp)->next) {
-		struct peer_read *pr = *pp;
-
-		if (pr->id != id)
-			continue;
-		*pp = pr->next;
-		if (pc->tail == &pr->next)
-			pc->tail = pp;
-		pc->nr--;
-		return pr;
-	}
+	for (struct peer_read **pp = &pc->head; *pp; pp = &(*pp)->next)
+		if ((*pp)->id == id)
+			return pp;
 	return NULL;
+}
+
+/* Unlink the request at *pp from pc. */
+static void unlink_at(struct pr_conn *pc, struct peer_read **pp)
+{
+	struct peer_read *pr = *pp;
+
+	*pp = pr->next;
+	if (pc->tail == &pr->next)
+		pc->tail = pp;
+	pc->nr--;
 }
 
 /* Read and hand out what pc received; false if the stream is broken. */
@@ -246,16 +249,12 @@ static bool conn_rx(struct peer_reads *prs, struct pr_conn *pc)
 		return errno == EAGAIN || errno == EINTR;
 	pc->rx_len += n;
 	while (pc->rx_len - pos >= SD_HEADER_SIZE) {
-		struct peer_read *pr;
+		struct peer_read *pr, **pp;
 		struct sd_rsp rsp;
 
 		sd_rsp_decode(pc->rx + pos, &rsp);
-		pr = NULL;
-		for (struct peer_read *q = pc->head; q; q = q->next)
-			if (q->id == rsp.id) {
-				pr = q;
-				break;
-			}
+		pp = find(pc, rsp.id);
+		pr = pp ? *pp : NULL;
 		if (!pr || rsp.data_length > pr->len) {
 			sd_warn("a peer answered READ_PEER id %" PRIu32
 				" with %" PRIu32 " bytes; dropping the "
@@ -265,7 +264,7 @@ static bool conn_rx(struct peer_reads *prs, struct pr_conn *pc)
 		}
 		if (pc->rx_len - pos < SD_HEADER_SIZE + rsp.data_length)
 			break;
-		take(pc, rsp.id);
+		unlink_at(pc, pp);
 		prs->pending--;
 		if (rsp.result == SD_RES_SUCCESS) {
 			memcpy(pr->buf, pc->rx + pos + SD_HEADER_SIZE,
